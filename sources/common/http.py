@@ -1,0 +1,475 @@
+"""The HTTP machinery both API clients share: URL safety, retries, rate limiting, typed errors.
+
+One `AsyncApiClient` subclass per API holds the endpoints; `SyncFacade` gives the same surface to
+synchronous callers (dlt resources, the CLI) by running the async client on a private event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+log = logging.getLogger("switchboard.http")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An API call that failed for good. Carries the HTTP status and the API's own message."""
+
+    api = "API"
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None, api: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        if api:
+            self.api = api
+
+    @property
+    def retryable_next_run(self) -> bool:
+        """Row-level failures (4xx other than auth) are worth retrying on the next run."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (401, 403)
+
+
+class AuthError(ApiError):
+    """401/403: bad credentials, unknown account membership, or a forbidden action."""
+
+
+class NotFoundError(ApiError):
+    """404: unknown account, contact, conversation."""
+
+
+class ValidationError(ApiError):
+    """400/422: the API refused the payload."""
+
+
+class ConflictError(ApiError):
+    """409: already exists."""
+
+
+class RateLimitedError(ApiError):
+    """429 that outlasted every retry."""
+
+
+class ServerError(ApiError):
+    """5xx that outlasted every retry."""
+
+
+class TransportError(ApiError):
+    """Connection refused, DNS failure, timeout or a truncated body, after every retry."""
+
+
+class UnsafeUrlError(ApiError):
+    """A base URL that would send credentials in clear text, or a redirect we refuse to follow."""
+
+
+def api_message(body: Any, text: str) -> str:
+    """The API's own words from an error body: `error`, `message` or `error_message` (both APIs use them)."""
+    if isinstance(body, dict):
+        for key in ("error", "message", "error_message"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    snippet = " ".join(text.split())[:200]
+    if snippet.lower().startswith("<!doctype") or snippet.lower().startswith("<html"):
+        return "an HTML error page"
+    return snippet or "no message"
+
+
+# --------------------------------------------------------------------------- URL safety
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(url: str, *, api: str) -> str:
+    """Refuse plain http:// except on loopback, so a token never crosses a network in clear text."""
+    if not url:
+        raise UnsafeUrlError(f"{api} base_url is not configured", api=api)
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeUrlError(f"{api} base_url must be an http(s) URL, got {url!r}", api=api)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise UnsafeUrlError(
+            f"{api} base_url must use https:// (plain http is allowed only for loopback hosts): {url}", api=api
+        )
+    return url.strip().rstrip("/")
+
+
+# --------------------------------------------------------------------------- rate limiting
+
+
+class RateLimiter:
+    """At most `max_calls` acquisitions in any sliding `period` seconds, shared by every concurrent task.
+
+    All callers run on one event loop (the client's), so an asyncio lock is enough.
+    """
+
+    def __init__(self, max_calls: int, period: float):
+        if max_calls <= 0 or period <= 0:
+            raise ValueError("rate limit needs positive max_calls and period")
+        self.max_calls = max_calls
+        self.period = period
+        self._stamps: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.waited_seconds = 0.0
+        self.waits = 0
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._stamps and now - self._stamps[0] >= self.period:
+                    self._stamps.popleft()
+                if len(self._stamps) < self.max_calls:
+                    self._stamps.append(now)
+                    return
+                delay = self.period - (now - self._stamps[0]) + 0.005
+                self.waits += 1
+                self.waited_seconds += delay
+                await asyncio.sleep(delay)
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    rate_limit_wait_seconds: float = 0.0
+    by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class _Retry(Exception):
+    def __init__(self, delay: float, reason: str, error: ApiError):
+        self.delay = delay
+        self.reason = reason
+        self.error = error
+
+
+class AsyncApiClient:
+    """Base for one API's async client. Subclasses set `api_name`, the auth headers and `limiter_for`."""
+
+    api_name = "API"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str],
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        allow_insecure: bool = False,
+    ):
+        self.base_url = base_url.rstrip("/") if allow_insecure else validate_base_url(base_url, api=self.api_name)
+        self._headers = headers
+        self._timeout = timeout
+        self._transport = transport
+        self.retry = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._http: httpx.AsyncClient | None = None
+
+    # -- lifecycle
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout, connect=min(10.0, self._timeout)),
+                follow_redirects=False,  # credentials never follow a redirect
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- hooks for subclasses
+
+    def limiter_for(self, method: str, path: str) -> list[RateLimiter]:
+        """The limiters a request must pass before it is sent."""
+        return []
+
+    def endpoint_name(self, method: str, path: str) -> str:
+        return f"{method} {path}"
+
+    def delay_after_429(self, response: httpx.Response, attempt: int) -> float:
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after)) + random.uniform(0, 0.25)
+            except ValueError:
+                pass
+        return self.retry.backoff(attempt)
+
+    def make_error(self, status: int, message: str, body: Any) -> ApiError:
+        cls: type[ApiError] = ApiError
+        if status in (401, 403):
+            cls = AuthError
+        elif status == 404:
+            cls = NotFoundError
+        elif status in (400, 422):
+            cls = ValidationError
+        elif status == 409:
+            cls = ConflictError
+        elif status == 429:
+            cls = RateLimitedError
+        elif status >= 500:
+            cls = ServerError
+        return cls(f"{self.api_name} answered {status}: {message}", status=status, body=body, api=self.api_name)
+
+    # -- the request loop
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        ok: Iterable[int] = (200, 201),
+        retry_on_timeout: bool = True,
+    ) -> Any:
+        """Send one request with retries; return the decoded JSON body (None for an empty body).
+
+        5xx, 429, connection errors, timeouts and truncated bodies are retried with backoff. Other
+        statuses raise the typed error at once. `retry_on_timeout=False` is for non-idempotent writes,
+        where a timeout after the request left must be reconciled by the caller, not blindly resent.
+        """
+        ok_set = set(ok)
+        endpoint = self.endpoint_name(method, path)
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(method, path, params, json_body, ok_set, endpoint, retry_on_timeout)
+            except _Retry as r:
+                if attempt >= self.retry.max_retries:
+                    raise r.error from None
+                attempt += 1
+                self.stats.retries += 1
+                log.info("%s %s: %s; retry %d in %.1fs", self.api_name, endpoint, r.reason, attempt, r.delay)
+                await asyncio.sleep(r.delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Any,
+        json_body: Any,
+        ok: set[int],
+        endpoint: str,
+        retry_on_timeout: bool,
+    ) -> Any:
+        for limiter in self.limiter_for(method, path):
+            before = limiter.waited_seconds
+            await limiter.acquire()
+            self.stats.rate_limit_wait_seconds += limiter.waited_seconds - before
+        self.stats.requests += 1
+        self.stats.by_endpoint[endpoint] += 1
+        attempt_no = self.stats.retries
+        try:
+            response = await self._client().request(method, path, params=params, json=json_body)
+        except httpx.TimeoutException as exc:
+            err = TransportError(
+                f"{self.api_name} did not answer in time ({type(exc).__name__})", api=self.api_name
+            )
+            if not retry_on_timeout:
+                raise err from None
+            raise _Retry(self.retry.backoff(attempt_no), "timeout", err) from None
+        except httpx.TransportError as exc:
+            err = TransportError(
+                f"{self.api_name} is unreachable at {self.base_url} ({type(exc).__name__})", api=self.api_name
+            )
+            raise _Retry(self.retry.backoff(attempt_no), "transport error", err) from None
+
+        status = response.status_code
+        if 300 <= status < 400:
+            raise UnsafeUrlError(
+                f"{self.api_name} answered a redirect ({status}); switchboard does not follow redirects "
+                "with credentials. Check base_url.",
+                status=status,
+                api=self.api_name,
+            )
+        text = response.text
+        body: Any = None
+        decode_failed = False
+        if text.strip():
+            try:
+                body = json.loads(text)
+            except ValueError:
+                decode_failed = True
+        if status in ok:
+            if decode_failed:
+                err = TransportError(f"{self.api_name} sent a truncated or invalid JSON body", api=self.api_name)
+                raise _Retry(self.retry.backoff(attempt_no), "bad JSON body", err)
+            return body
+        error = self.make_error(status, api_message(body, text), body)
+        if status == 429:
+            self.stats.rate_limited += 1
+            delay = self.delay_after_429(response, attempt_no)
+            self.stats.rate_limit_wait_seconds += delay
+            raise _Retry(delay, "429 rate limited", error)
+        if status >= 500:
+            raise _Retry(self.retry.backoff(attempt_no), f"{status} server error", error)
+        raise error
+
+
+# --------------------------------------------------------------------------- sync facade
+
+
+class LoopThread:
+    """A private event loop on a daemon thread, so sync code can drive async clients."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-io", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Awaitable[R]) -> R:
+        return asyncio.run_coroutine_threadsafe(_as_coro(coro), self.loop).result()
+
+    def iterate(self, agen: AsyncIterator[R]) -> Iterator[R]:
+        try:
+            while True:
+                try:
+                    yield self.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None and self.loop.is_running():
+                self.run(aclose())
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+
+async def _as_coro(aw: Awaitable[R]) -> R:
+    return await aw
+
+
+class SyncFacade:
+    """The same surface as an async client: coroutine methods return values, async generators iterate.
+
+    Usage: `ChatwootClient = SyncFacade.wrap(AsyncChatwootClient(...))`.
+    """
+
+    def __init__(self, async_client: Any):
+        self._async = async_client
+        self._loop = LoopThread()
+
+    @property
+    def aclient(self) -> Any:
+        return self._async
+
+    def run(self, coro: Awaitable[R]) -> R:
+        """Run any coroutine on the client's loop (for fan-out helpers such as `gather_limited`)."""
+        return self._loop.run(coro)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._async, name)
+        if inspect.isasyncgenfunction(attr):
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                return self._loop.iterate(attr(*args, **kwargs))
+
+            return gen_wrapper
+        if inspect.iscoroutinefunction(attr):
+            def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self._loop.run(attr(*args, **kwargs))
+
+            return coro_wrapper
+        return attr
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._async.aclose())
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> SyncFacade:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def gather_limited(
+    items: Iterable[T], fn: Callable[[T], Awaitable[R]], concurrency: int
+) -> AsyncIterator[tuple[T, R | BaseException]]:
+    """Run `fn` over `items` with at most `concurrency` in flight; yield (item, result or exception)
+    in completion order. Exceptions are yielded, not raised, so one bad item never loses the rest."""
+    queue: asyncio.Queue[tuple[T, R | BaseException]] = asyncio.Queue()
+    sem = asyncio.Semaphore(max(1, concurrency))
+    pending = 0
+
+    async def one(item: T) -> None:
+        async with sem:
+            try:
+                result: R | BaseException = await fn(item)
+            except Exception as exc:  # reported to the caller, never swallowed
+                result = exc
+        await queue.put((item, result))
+
+    tasks = []
+    for item in items:
+        tasks.append(asyncio.ensure_future(one(item)))
+        pending += 1
+    try:
+        while pending:
+            yield await queue.get()
+            pending -= 1
+    finally:
+        for t in tasks:
+            t.cancel()
