@@ -246,7 +246,7 @@ def _route_template(app: Starlette, scope: Scope) -> str:
     for route in app.routes:
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            return getattr(route, "path", scope["path"])
+            return str(getattr(route, "path", scope["path"]))
     return scope["path"]
 
 
@@ -255,13 +255,14 @@ class FaultLayer:
 
     def __init__(self, app: Starlette, state: SandboxState):
         self.app = app
-        self.state = state
+        self.sandbox = state
+        self.state = app.state  # so `app.state.sandbox` works on the wrapped app too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return
-        state = self.state
+        state = self.sandbox
         method = scope["method"]
         path = scope["path"]
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -419,9 +420,7 @@ def build_app(state: SandboxState, routes: list[BaseRoute]) -> ASGIApp:
     """The API routes plus the admin routes, wrapped in the fault layer. `app.state.sandbox` is `state`."""
     inner = Starlette(routes=[*admin_routes(state), *routes])
     inner.state.sandbox = state
-    outer = FaultLayer(inner, state)
-    outer.state = inner.state  # type: ignore[attr-defined]
-    return outer
+    return FaultLayer(inner, state)
 
 
 def sandbox_of(app: Any) -> Any:
