@@ -179,6 +179,43 @@ class ClientStats:
     by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
+# Every client's counters, so a progress display can report requests and rate-limit waits for a whole
+# run without the sources having to hand their clients out. ClientStats objects are tiny; keeping them
+# after their client is closed lets a summary printed at the end still count them.
+_ALL_STATS: list[tuple[str, ClientStats]] = []
+
+
+def api_usage() -> dict[str, ClientStats]:
+    """Requests, retries, 429s and rate-limit waits summed per API over every client this process made.
+
+    Take one snapshot before a run and one after and subtract (`usage_delta`) to report a single run.
+    """
+    totals: dict[str, ClientStats] = {}
+    for api, stats in list(_ALL_STATS):
+        total = totals.setdefault(api, ClientStats())
+        total.requests += stats.requests
+        total.retries += stats.retries
+        total.rate_limited += stats.rate_limited
+        total.rate_limit_wait_seconds += stats.rate_limit_wait_seconds
+    return totals
+
+
+def usage_delta(before: dict[str, ClientStats], after: dict[str, ClientStats]) -> dict[str, ClientStats]:
+    """What happened between two `api_usage()` snapshots, per API (APIs with no requests left out)."""
+    delta: dict[str, ClientStats] = {}
+    for api, now in after.items():
+        then = before.get(api, ClientStats())
+        diff = ClientStats(
+            requests=now.requests - then.requests,
+            retries=now.retries - then.retries,
+            rate_limited=now.rate_limited - then.rate_limited,
+            rate_limit_wait_seconds=now.rate_limit_wait_seconds - then.rate_limit_wait_seconds,
+        )
+        if diff.requests or diff.retries or diff.rate_limited:
+            delta[api] = diff
+    return delta
+
+
 class _Retry(Exception):
     def __init__(self, delay: float, reason: str, error: ApiError):
         self.delay = delay
@@ -207,6 +244,7 @@ class AsyncApiClient:
         self._transport = transport
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
+        _ALL_STATS.append((self.api_name, self.stats))
         self._http: httpx.AsyncClient | None = None
 
     # -- lifecycle
@@ -291,7 +329,9 @@ class AsyncApiClient:
         attempt = 0
         while True:
             try:
-                return await self._attempt(method, path, params, json_body, ok_set, endpoint, retry_on_timeout)
+                return await self._attempt(
+                    method, path, params, json_body, ok_set, endpoint, retry_on_timeout, attempt
+                )
             except _Retry as r:
                 if attempt >= self.retry.max_retries:
                     raise r.error from None
@@ -309,6 +349,7 @@ class AsyncApiClient:
         ok: set[int],
         endpoint: str,
         retry_on_timeout: bool,
+        attempt_no: int,
     ) -> Any:
         for limiter in self.limiter_for(method, path):
             before = limiter.waited_seconds
@@ -316,7 +357,6 @@ class AsyncApiClient:
             self.stats.rate_limit_wait_seconds += limiter.waited_seconds - before
         self.stats.requests += 1
         self.stats.by_endpoint[endpoint] += 1
-        attempt_no = self.stats.retries
         try:
             response = await self._client().request(method, path, params=params, json=json_body)
         except httpx.TimeoutException as exc:
