@@ -1,0 +1,341 @@
+"""What the Chatwoot resources do, as plain generators over a client and a state dict.
+
+`__init__.py` wraps these in dlt resources; the state dicts are dlt resource state there. Each generator
+yields pages (lists of rows), never single rows. Also here: the settings resolution from dlt config, and
+`check_connection` / `discover` for the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import dlt
+import httpx
+from pydantic import ValidationError as PydanticValidationError
+
+from . import settings as cs
+from .client import (
+    ChatwootClient,
+    ChatwootConfigError,
+    ChatwootNotFoundError,
+    ChatwootSettings,
+    WalkReport,
+)
+from .models import contact_rows, conversation_rows, inbox_rows, label_rows, message_rows
+
+log = logging.getLogger("switchboard.chatwoot")
+
+ROWS_PER_PAGE = 500  # pages of derived rows (label pairs) handed to dlt
+
+# Every ChatwootSettings field is a `[sources.chatwoot]` key; the token is the one secret.
+SECRET_KEYS = ("api_access_token",)
+
+
+# ------------------------------------------------------------------------------------------ settings
+
+
+def build_settings(values: Mapping[str, Any]) -> ChatwootSettings:
+    """ChatwootSettings from config values (None = not set, use the default), or a one-line config error
+    naming the key and its environment variable. Never echoes the token."""
+    given = {k: v for k, v in values.items() if v is not None}
+    for key in ("account_id", "api_access_token"):
+        if key not in given:
+            raise ChatwootConfigError(
+                f"sources.chatwoot.{key} is not set (in .dlt/{'secrets' if key in SECRET_KEYS else 'config'}.toml "
+                f"or the SOURCES__CHATWOOT__{key.upper()} environment variable)"
+            )
+    try:
+        return ChatwootSettings(**given)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        # pydantic's message, never the input value: it could be the token
+        raise ChatwootConfigError(f"sources.chatwoot.{key}: {first['msg']}") from None
+
+
+def settings_from_config(**overrides: Any) -> ChatwootSettings:
+    """Resolve `[sources.chatwoot]` from dlt's providers (config.toml, secrets.toml, env vars)."""
+    values: dict[str, Any] = {}
+    for key in ChatwootSettings.model_fields:
+        provider = dlt.secrets if key in SECRET_KEYS else dlt.config
+        values[key] = provider.get(f"sources.chatwoot.{key}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_settings(values)
+
+
+def open_client(settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None) -> ChatwootClient:
+    """A client shared by the resources of one source. dlt runs them interleaved and concurrent fetches
+    may still be in flight when one resource ends, so the connections and the private event loop are
+    closed when the client is garbage collected (or at exit), not by any one resource."""
+    client = ChatwootClient(settings, transport=transport)
+    weakref.finalize(client, _shutdown, client.aclient, client._loop)
+    return client
+
+
+def _shutdown(aclient: Any, loop: Any) -> None:
+    try:
+        if loop.loop.is_running():
+            loop.run(aclient.aclose())
+    finally:
+        loop.close()
+
+
+# ------------------------------------------------------------------------------------------ contacts
+
+
+def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Every listed contact (full walk, the API has no change feed for contacts), then deletions.
+
+    Contacts loaded before and missing from a complete walk are looked up by id: a 404 means deleted and
+    yields a tombstone (`_deleted` true, which dlt's hard_delete hint turns into a DELETE); a contact that
+    still exists (skipped by offset paging because of a concurrent delete or created_at ties, or no longer
+    listed because it lost its email, phone and identifier) is loaded from that lookup instead.
+    `state["contact_ids"]` holds the ids loaded so far.
+    """
+    known = set(state.get("contact_ids") or [])
+    seen: set[int] = set()
+    walk = WalkReport()
+    for page in client.iter_contacts(walk=walk):
+        rows = contact_rows(page)
+        seen.update(row["id"] for row in rows)
+        yield rows
+    if not walk.complete:
+        # a truncated walk cannot tell a deleted contact from an unread one
+        state["contact_ids"] = sorted(known | seen)
+        return
+    if walk.reported_count is not None and len(seen) < walk.reported_count:
+        log.warning(
+            "Chatwoot listed %d distinct contacts of %d counted (offset paging shifted during the walk)",
+            len(seen),
+            walk.reported_count,
+        )
+    vanished = sorted(known - seen)
+    tombstones: list[dict[str, Any]] = []
+    still_there: list[dict[str, Any]] = []
+    for contact_id, result in client.contacts_by_id(vanished):
+        if isinstance(result, ChatwootNotFoundError):
+            tombstones.append({"id": contact_id, cs.DELETED_COLUMN: True})
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            still_there.append(result)
+            seen.add(contact_id)
+    if still_there:
+        yield contact_rows(still_there)
+    if tombstones:
+        yield tombstones
+    state["contact_ids"] = sorted(seen)
+    state["deleted_last_run"] = len(tombstones)
+
+
+# ------------------------------------------------------------------------------------------ contact labels
+
+
+def _labelled_contact_ids(client: ChatwootClient) -> list[int]:
+    """Contacts carrying any label at all, account label or not (`labels is_present`)."""
+    return [contact["id"] for page in client.filter_contacts(cs.LABELLED_CONTACTS_FILTER) for contact in page]
+
+
+def _read_labels(
+    client: ChatwootClient, contact_ids: Iterable[int], pairs: set[tuple[int, str]]
+) -> set[str]:
+    """GET /contacts/{id}/labels for each id (concurrently); add the pairs, return the label names seen."""
+    names: set[str] = set()
+    for contact_id, result in client.labels_of_contacts(list(contact_ids)):
+        if isinstance(result, ChatwootNotFoundError):
+            continue  # deleted since it was listed
+        if isinstance(result, BaseException):
+            raise result
+        for label in result:
+            pairs.add((contact_id, label))
+            names.add(label)
+    return names
+
+
+def _list_by_labels(client: ChatwootClient, labels: Iterable[str], pairs: set[tuple[int, str]]) -> set[int]:
+    """Page `GET /contacts?labels[]=<label>` for each label (concurrently); add the pairs, return the ids."""
+    covered: set[int] = set()
+    for label, result in client.contacts_per_label(list(labels)):
+        if isinstance(result, BaseException):
+            raise result
+        ids, _walk = result
+        for contact_id in ids:
+            pairs.add((contact_id, label))
+            covered.add(contact_id)
+    return covered
+
+
+def contact_label_pairs(client: ChatwootClient, mode: str) -> set[tuple[int, str]]:
+    """Every (contact id, label) pair, by `mode`:
+
+    exact: the labelled contacts (filter `labels is_present`), then their labels one GET each. Right
+    whatever labels contacts carry; costs ceil(N_labelled/15) + N_labelled requests.
+
+    fast: list contacts per account label; read labels one by one only for labelled contacts no listing
+    covered (they carry only labels that are not account labels: POST /contacts/{id}/labels does not
+    validate names), then list by the extra names those reads reveal. Blind spot: a contact carrying an
+    account label plus a non-account label that no uncovered contact carries loses that second label.
+    """
+    pairs: set[tuple[int, str]] = set()
+    labelled = _labelled_contact_ids(client)
+    if mode == "exact":
+        _read_labels(client, labelled, pairs)
+        return pairs
+    if mode != "fast":
+        raise ChatwootConfigError(f"sources.chatwoot.contact_labels_mode must be exact or fast, not {mode!r}")
+    account_labels = {label["title"] for label in client.list_labels()}
+    covered = _list_by_labels(client, sorted(account_labels), pairs)
+    uncovered = [contact_id for contact_id in labelled if contact_id not in covered]
+    extra = _read_labels(client, uncovered, pairs) - account_labels
+    _list_by_labels(client, sorted(extra), pairs)
+    return pairs
+
+
+def contact_label_pages(client: ChatwootClient, mode: str) -> Iterator[list[dict[str, Any]]]:
+    rows = [{"contact_id": contact_id, "label": label} for contact_id, label in sorted(contact_label_pairs(client, mode))]
+    for start in range(0, len(rows), ROWS_PER_PAGE):
+        yield rows[start : start + ROWS_PER_PAGE]
+
+
+# ------------------------------------------------------------------------------------------ small lists
+
+
+def label_pages(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
+    yield label_rows(client.list_labels())
+
+
+def inbox_pages(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
+    yield inbox_rows(client.list_inboxes())
+
+
+# ------------------------------------------------------------------------------------------ conversations
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else round(value.timestamp(), 6)
+
+
+def conversation_pages(
+    client: ChatwootClient,
+    settings: ChatwootSettings,
+    state: dict[str, Any],
+    clock: Callable[[], float] = time.time,
+) -> Iterator[list[dict[str, Any]]]:
+    """Conversations of every status. The first run walks them all; later runs ask `updated_within` for
+    the seconds since the previous listing started plus a safety margin (both measured on our clock, so
+    server clock skew does not matter), and fall back to the full walk when that window exceeds
+    `conversations_max_updated_within_seconds`. Rows are merged on id, so the overlap is harmless.
+
+    State: `listing_started_at` (our clock, only advanced by a listing that completed), `updated_at_cursor`
+    (the highest updated_at loaded), `last_listing` ("full" or "window:<seconds>").
+    """
+    started = clock()
+    previous = state.get("listing_started_at")
+    window: int | None = None
+    if previous is not None:
+        window = math.ceil(started - float(previous)) + settings.conversations_safety_margin_seconds
+        if window > settings.conversations_max_updated_within_seconds:
+            log.info("Chatwoot conversations: %ss since the last run, walking them all", window)
+            window = None
+    cursor = state.get("updated_at_cursor")
+    complete = True
+    if window is None:
+        walk = WalkReport()
+        for page in client.iter_conversations(walk=walk):
+            rows = conversation_rows(page)
+            cursor = _max_cursor(cursor, rows)
+            yield rows
+        complete = walk.complete
+    else:
+        items = {item["id"]: item for item in client.conversations_updated_within(window)}
+        batch = list(items.values())
+        for start in range(0, len(batch), 100):
+            rows = conversation_rows(batch[start : start + 100])
+            cursor = _max_cursor(cursor, rows)
+            yield rows
+    if complete:
+        state["listing_started_at"] = started
+        state["updated_at_cursor"] = cursor
+        state["last_listing"] = "full" if window is None else f"window:{window}"
+
+
+def _max_cursor(cursor: float | None, rows: list[dict[str, Any]]) -> float | None:
+    for row in rows:
+        value = _epoch(row.get("updated_at"))
+        if value is not None and (cursor is None or value > cursor):
+            cursor = value
+    return cursor
+
+
+# ------------------------------------------------------------------------------------------ messages
+
+
+def message_pages(
+    client: ChatwootClient, state: dict[str, Any], conversations: list[dict[str, Any]]
+) -> Iterator[list[dict[str, Any]]]:
+    """Messages of the conversations in `conversations` that are new or changed since they were last
+    read (every new message bumps the conversation's updated_at), each from
+    `after=<highest message id already loaded>`; conversations fetched concurrently.
+
+    State: `conversations[str(id)] = [updated_at read, highest message id loaded]`.
+    """
+    synced: dict[str, list[float]] = state.setdefault("conversations", {})
+    cursors: dict[int, int] = {}
+    updated: dict[int, float | None] = {}
+    for row in conversations:
+        entry = synced.get(str(row["id"]))
+        stamp = _epoch(row.get("updated_at"))
+        if entry is None or stamp is None or stamp > entry[0]:
+            cursors[row["id"]] = int(entry[1]) if entry else 0
+            updated[row["id"]] = stamp
+    if not cursors:
+        return
+    for conversation_id, result in client.messages_of_conversations(cursors):
+        if isinstance(result, ChatwootNotFoundError):
+            synced.pop(str(conversation_id), None)  # deleted since it was listed
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        rows = message_rows(result, conversation_id)
+        highest = max([cursors[conversation_id], *(row["id"] for row in rows)])
+        synced[str(conversation_id)] = [updated[conversation_id] or 0.0, highest]
+        if rows:
+            yield rows
+
+
+# ------------------------------------------------------------------------------------------ CLI helpers
+
+
+def check_connection(
+    settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> str:
+    """The cheapest authenticated, account-scoped call (GET /labels). Returns "ok" or raises a
+    ChatwootError whose message is one human line: bad token, unknown account, unreachable host, TLS."""
+    probe = settings.model_copy(update={"max_retries": min(settings.max_retries, 1)})
+    client = ChatwootClient(probe, transport=transport)
+    try:
+        client.list_labels()
+    finally:
+        client.close()
+    return "ok"
+
+
+def discover() -> list[dict[str, Any]]:
+    """The streams: table, primary key, write disposition, incremental cursor and typed columns."""
+    return [
+        {
+            "table": stream.table,
+            "primary_key": list(stream.primary_key),
+            "write_disposition": stream.write_disposition,
+            "incremental_cursor": stream.incremental_cursor,
+            "description": stream.description,
+            "columns": [{"name": name, "data_type": data_type} for name, data_type in stream.columns.items()],
+        }
+        for stream in cs.STREAMS.values()
+    ]
