@@ -1,0 +1,409 @@
+"""`switchboard`: the command line (SPEC §4).
+
+Every command ends in one of two ways: exit 0 with its output on stdout (progress goes to stderr), or
+exit 1 with one line `error: <cause>` on stderr. Tracebacks appear only with `--debug`. Secrets are
+never printed: error lines pass through `pipelines.errors.redact`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from pipelines.errors import CliError, LoadFailed, describe
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="switchboard",
+    help="Load Chatwoot and Sendblue into DuckDB or a warehouse, and sync warehouse rows back.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+_options = {"debug": False}
+SOURCES_HELP = "chatwoot or sendblue"
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+) -> None:
+    _options["debug"] = debug
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def handles_errors(command: F) -> F:
+    """Turn any exception into one `error:` line and exit 1 (or the traceback with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise _fail("interrupted") from None
+        except Exception as exc:
+            if _options["debug"]:
+                raise
+            raise _fail(describe(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_source_name(source: str) -> str:
+    if source not in ("chatwoot", "sendblue"):
+        raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
+    return source
+
+
+# ------------------------------------------------------------------------------------------ check
+
+
+def source_settings(source: str) -> Any:
+    """The source's settings model, filled from dlt config (`sources.<source>.*`, env vars, secrets.toml)."""
+    import importlib
+
+    client_module = importlib.import_module(f"sources.{source}.client")
+    settings_model = getattr(client_module, f"{source.capitalize()}Settings")
+    from_config = getattr(settings_model, "from_config", None)
+    if callable(from_config):
+        return from_config()
+    import dlt
+
+    values: dict[str, Any] = {}
+    for name in settings_model.model_fields:
+        key = f"sources.{source}.{name}"
+        value: Any = dlt.secrets.get(key)
+        if value is None:
+            value = dlt.config.get(key)
+        if value is not None:
+            values[name] = value
+    return settings_model(**values)
+
+
+def _settings_problem(source: str, exc: Any) -> str:
+    """ "chatwoot is not configured: ..." naming each missing or invalid key and its env var."""
+    missing, invalid = [], []
+    for err in exc.errors():
+        key = f"sources.{source}.{'.'.join(str(p) for p in err['loc'])}"
+        if err.get("type") == "missing":
+            missing.append(key)
+        else:
+            invalid.append(f"{key} ({err['msg']})")
+    parts = []
+    if missing:
+        envs = ", ".join(k.upper().replace(".", "__") for k in missing)
+        parts.append(f"missing {', '.join(missing)} (set in .dlt/secrets.toml or as {envs})")
+    if invalid:
+        parts.append(f"invalid {', '.join(invalid)}")
+    return f"{source} is not configured: {'; '.join(parts)}"
+
+
+@app.command()
+@handles_errors
+def check(source: str = typer.Argument(..., help=SOURCES_HELP, metavar="chatwoot|sendblue")) -> None:
+    """Make the cheapest authenticated call; print "ok" or exit 1 with the reason."""
+    _check_source_name(source)
+    import pydantic
+
+    try:
+        settings = source_settings(source)
+    except pydantic.ValidationError as exc:
+        raise CliError(_settings_problem(source, exc)) from None
+    import importlib
+
+    check_connection = importlib.import_module(f"sources.{source}").check_connection
+    result = check_connection(settings)
+    typer.echo(result if isinstance(result, str) and result else "ok")
+
+
+# ------------------------------------------------------------------------------------------ discover
+
+
+@app.command()
+@handles_errors
+def discover(
+    source: str = typer.Argument(..., help=SOURCES_HELP, metavar="chatwoot|sendblue"),
+    as_json: bool = typer.Option(False, "--json", help="Print the streams as JSON."),
+) -> None:
+    """List the streams: table, primary key, write disposition, incremental cursor, columns."""
+    from pipelines.load import discover_streams
+
+    streams = discover_streams(_check_source_name(source))
+    if as_json:
+        typer.echo(json.dumps(streams, indent=2, default=str))
+        return
+    from pipelines.tables import render_table
+
+    for i, stream in enumerate(streams):
+        if i:
+            typer.echo("")
+        key = stream.get("primary_key")
+        key_text = ", ".join(key) if isinstance(key, list | tuple) else str(key or "-")
+        cursor = stream.get("cursor") or stream.get("incremental_cursor") or "-"
+        typer.echo(
+            f"{source}.{stream['table']}  primary key: {key_text}  write: {stream.get('write_disposition', '-')}"
+            f"  cursor: {cursor}"
+        )
+        columns = stream.get("columns") or {}
+        if isinstance(columns, dict):
+            items = [
+                (name, spec.get("data_type") if isinstance(spec, dict) else spec)
+                for name, spec in columns.items()
+            ]
+        else:
+            items = [(c.get("name"), c.get("data_type") or c.get("type")) for c in columns]
+        typer.echo(render_table(["column", "type"], items).rsplit("\n", 1)[0])
+
+
+# ------------------------------------------------------------------------------------------ load
+
+
+def print_load_report(report: Any) -> None:
+    from pipelines.tables import render_table
+
+    for result in report.loads:
+        usage = (
+            ", ".join(
+                f"{api} {stats.requests} requests"
+                + (
+                    f" ({stats.rate_limited} rate-limited, waited {stats.rate_limit_wait_seconds:.1f}s)"
+                    if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05
+                    else ""
+                )
+                for api, stats in sorted(result.usage.items())
+            )
+            or "no API requests"
+        )
+        if result.ok:
+            typer.echo(
+                f"{result.source}: loaded in {result.elapsed:.1f}s into {result.location}, dataset {result.dataset}"
+                f" (pipeline {result.pipeline_name}); {usage}"
+            )
+            typer.echo(render_table(["table", "rows loaded"], list(result.rows.items())))
+        else:
+            where = f" in resource {result.failed_resource}" if result.failed_resource else ""
+            typer.echo(f"{result.source}: FAILED{where} after {result.elapsed:.1f}s: {result.error}")
+        typer.echo("")
+    if report.views is not None:
+        if report.views.created:
+            typer.echo(f"views: {', '.join(report.views.created)}")
+        elif report.views.note:
+            typer.echo(report.views.note)
+    typer.echo(f"elapsed: {report.elapsed:.1f}s")
+
+
+@app.command()
+@handles_errors
+def load(
+    source: str = typer.Argument(..., help="chatwoot, sendblue or all", metavar="chatwoot|sendblue|all"),
+    resources: str = typer.Option(
+        None, "--resources", help="Comma-separated resources to load (default: all)."
+    ),
+    destination: str = typer.Option(
+        "duckdb", "--destination", help="duckdb (default), postgres or any dlt destination name."
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="Dataset (schema) name; with 'all' a prefix: NAME_chatwoot, NAME_sendblue."
+    ),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Drop the source's tables and incremental state, then load everything."
+    ),
+    pipelines_dir: str = typer.Option(
+        None, "--pipelines-dir", help="Where dlt keeps local pipeline state (default ~/.dlt/pipelines)."
+    ),
+) -> None:
+    """Extract and load; progress on stderr, rows per table at the end."""
+    from pipelines.load import load as run_load
+    from pipelines.load import resolve_targets
+
+    targets = resolve_targets(source)
+    names = [r.strip() for r in resources.split(",") if r.strip()] if resources else None
+    report = run_load(
+        targets,
+        resources=names,
+        destination=destination,
+        dataset=dataset,
+        full_refresh=full_refresh,
+        pipelines_dir=pipelines_dir,
+    )
+    print_load_report(report)
+    if not report.ok:
+        raise LoadFailed(report.failure_message())
+
+
+# ------------------------------------------------------------------------------------------ sync
+
+
+@app.command()
+@handles_errors
+def sync(
+    name: str = typer.Argument(None, help="The sync to run, as named under [syncs.NAME] in config."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and send nothing."),
+    list_syncs: bool = typer.Option(False, "--list", help="List the syncs defined in config."),
+    destination: str = typer.Option(None, "--destination", help="The warehouse to read (default duckdb)."),
+) -> None:
+    """Run one reverse-ETL sync (or list them)."""
+    from pipelines import sync as sync_engine
+
+    if list_syncs:
+        from pipelines.tables import render_table
+
+        configs = sync_engine.list_syncs()
+        if not configs:
+            typer.echo("no syncs defined: add a [syncs.NAME] section to .dlt/config.toml")
+            return
+        rows = []
+        for cfg in configs:
+            source = getattr(cfg, "query", None) or getattr(cfg, "table", None) or ""
+            rows.append(
+                [
+                    getattr(cfg, "name", ""),
+                    getattr(cfg, "target", ""),
+                    getattr(cfg, "mode", ""),
+                    " ".join(str(source).split()),
+                ]
+            )
+        typer.echo(render_table(["name", "target", "mode", "query or table"], rows))
+        return
+    if not name:
+        raise CliError(
+            "name a sync to run (switchboard sync NAME), or list them with switchboard sync --list"
+        )
+    kwargs: dict[str, Any] = {"dry_run": dry_run, "out": typer.echo}
+    if destination:
+        kwargs["warehouse"] = destination
+    result = sync_engine.run_sync(name, **kwargs)
+    status = str(getattr(result, "status", "success"))
+    if status not in ("success", "dry_run", "ok"):
+        raise CliError(f"sync {name} ended {status}" + _sync_counts_text(result))
+
+
+def _sync_counts_text(result: Any) -> str:
+    counts = getattr(result, "counts", None)
+    if isinstance(counts, dict) and counts:
+        return ": " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    return ""
+
+
+# ------------------------------------------------------------------------------------------ sql
+
+
+@app.command()
+@handles_errors
+def sql(
+    query: str = typer.Argument(..., help='The SQL to run, e.g. "SELECT * FROM chatwoot.contacts LIMIT 5".'),
+    output_format: str = typer.Option("table", "--format", help="table (default), csv or json."),
+    destination: str = typer.Option(None, "--destination", help="duckdb (default) or postgres."),
+) -> None:
+    """Run SQL on the configured warehouse and print the result."""
+    from pipelines.tables import FORMATS, render
+
+    if output_format not in FORMATS:
+        raise CliError(f"unknown format {output_format!r}: choose {', '.join(FORMATS)}")
+    columns, rows = run_warehouse_query(query, destination)
+    if columns:
+        typer.echo(render(columns, rows, output_format))
+    else:
+        typer.echo("ok")
+
+
+def run_warehouse_query(query: str, destination: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """(columns, rows) of `query` on the warehouse, through destinations.warehouse."""
+    from destinations.warehouse import open_warehouse
+
+    with open_warehouse(destination) as wh:
+        columns, rows = wh.query_rows(query)
+    return columns, [list(row) for row in rows]
+
+
+# ------------------------------------------------------------------------------------------ sandbox
+
+
+@app.command()
+@handles_errors
+def sandbox(
+    chatwoot_port: int = typer.Option(
+        0, "--chatwoot-port", help="Port for the Chatwoot simulator (0: any free)."
+    ),
+    sendblue_port: int = typer.Option(
+        0, "--sendblue-port", help="Port for the Sendblue simulator (0: any free)."
+    ),
+    size: str = typer.Option("small", "--size", help="small, medium or large generated data."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated data."),
+) -> None:
+    """Serve both API simulators on loopback in the foreground (Ctrl-C stops them)."""
+    if size not in ("small", "medium", "large"):
+        raise CliError(f"unknown size {size!r}: choose small, medium or large")
+    from pipelines.local_sandbox import start_sandboxes
+
+    boxes = start_sandboxes(size=size, seed=seed, chatwoot_port=chatwoot_port, sendblue_port=sendblue_port)
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    try:
+        if in_main_thread:
+            for sig in previous:
+                signal.signal(sig, lambda *_: stop.set())
+        creds = boxes.credentials
+        typer.echo(
+            f"Chatwoot sandbox: {boxes.chatwoot.url}  account {creds['chatwoot_account_id']}"
+            f"  api_access_token {creds['chatwoot_api_access_token']}"
+        )
+        typer.echo(
+            f"Sendblue sandbox: {boxes.sendblue.url}  api_key_id {creds['sendblue_api_key_id']}"
+            f"  api_secret_key {creds['sendblue_api_secret_key']}"
+        )
+        typer.echo(f"Data: size {size}, seed {seed}. Admin routes under /_sandbox/ on each.")
+        typer.echo("")
+        typer.echo("Point switchboard at them from another shell:")
+        for key, value in boxes.env().items():
+            typer.echo(f"  export {key}={value}")
+        typer.echo("")
+        typer.echo("Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+        typer.echo("sandbox stopped", err=True)
+    finally:
+        boxes.stop()
+        if in_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+
+@app.command()
+@handles_errors
+def demo(
+    size: str = typer.Option("small", "--size", help="small, medium or large generated data."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated data."),
+) -> None:
+    """What `make demo` runs: sandbox, load both sources, a sample sync, example queries."""
+    from pipelines.demo import run_demo
+
+    run_demo(size=size, seed=seed, out=typer.echo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Build and run the dlt pipelines that load Chatwoot and Sendblue into the warehouse.
+
+One pipeline per source with a stable name (`switchboard_chatwoot`, `switchboard_sendblue`; the
+destination and a non-default dataset are appended when used), so dlt can restore incremental
+state from the destination when the local pipelines dir is gone (ephemeral workers, CI, Airflow).
+Defaults: DuckDB file `switchboard.duckdb` (key `destination.duckdb.credentials`), datasets
+`chatwoot` and `sendblue`. With `--dataset NAME`, a single source loads into `NAME`; `all` loads
+into `NAME_chatwoot` and `NAME_sendblue` (and the views go to `NAME_analytics`) so the two sources'
+tables (both have `contacts`, `messages`, `conversations`) never collide.
+
+After the loads, the `analytics` views are (re)created whenever both sources' datasets are present.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import dlt
+from dlt.common.destination.reference import Destination
+
+from destinations.views import ANALYTICS, ViewsResult, create_analytics_views
+from pipelines.errors import CliError, describe, failing_resource
+from pipelines.progress import LoadProgress
+from sources.common.http import ClientStats
+
+SOURCE_NAMES = ("chatwoot", "sendblue")
+DEFAULT_DESTINATION = "duckdb"
+PIPELINE_PREFIX = "switchboard"
+
+DestinationArg = str | Destination
+
+
+def destination_name(destination: DestinationArg) -> str:
+    if isinstance(destination, str):
+        return destination
+    return str(getattr(destination, "destination_name", None) or destination.destination_type.split(".")[-1])
+
+
+def resolve_targets(target: str) -> list[str]:
+    """`chatwoot`, `sendblue` or `all` -> the source names to load."""
+    if target == "all":
+        return list(SOURCE_NAMES)
+    if target not in SOURCE_NAMES:
+        raise CliError(f"unknown source {target!r}: choose chatwoot, sendblue or all")
+    return [target]
+
+
+def dataset_for(source: str, dataset: str | None = None, *, several: bool = False) -> str:
+    """The dataset (schema) a source loads into; see the module docstring for `--dataset`."""
+    if not dataset:
+        return source
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", dataset):
+        raise CliError(f"dataset name {dataset!r} must be letters, digits and underscores")
+    return f"{dataset}_{source}" if several else dataset
+
+
+def pipeline_name_for(
+    source: str, destination: DestinationArg = DEFAULT_DESTINATION, dataset: str | None = None
+) -> str:
+    """Stable per source, destination and dataset: the key dlt restores state under."""
+    name = f"{PIPELINE_PREFIX}_{source}"
+    dest = destination_name(destination)
+    if dest != DEFAULT_DESTINATION:
+        name += f"_{dest}"
+    if dataset and dataset != source:
+        name += f"__{dataset}"
+    return name
+
+
+def build_source(source: str, resources: Sequence[str] | None = None) -> Any:
+    """The dlt source, config resolved from `sources.<source>.*`, narrowed to `resources`."""
+    if source == "chatwoot":
+        from sources.chatwoot import chatwoot_source
+
+        dlt_source = chatwoot_source()
+    elif source == "sendblue":
+        from sources.sendblue import sendblue_source
+
+        dlt_source = sendblue_source()
+    else:
+        raise CliError(f"unknown source {source!r}: choose chatwoot, sendblue or all")
+    if resources:
+        known = set(dlt_source.resources.keys())
+        unknown = [r for r in resources if r not in known]
+        if unknown:
+            raise CliError(
+                f"{source} has no resource {', '.join(unknown)}; its resources are {', '.join(sorted(known))}"
+            )
+        dlt_source = dlt_source.with_resources(*resources)
+    return dlt_source
+
+
+def discover_streams(source: str) -> list[dict[str, Any]]:
+    """Each stream of a source (table, primary key, write disposition, cursor, columns); no network."""
+    if source == "chatwoot":
+        from sources.chatwoot import discover as discover_chatwoot
+
+        return list(discover_chatwoot())
+    if source == "sendblue":
+        from sources.sendblue import discover as discover_sendblue
+
+        return list(discover_sendblue())
+    raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
+
+
+def build_pipeline(
+    source: str,
+    *,
+    destination: DestinationArg = DEFAULT_DESTINATION,
+    dataset: str | None = None,
+    pipelines_dir: str | None = None,
+    progress: Any = None,
+) -> dlt.Pipeline:
+    dataset = dataset or source
+    options: dict[str, Any] = {"progress": progress}
+    if pipelines_dir:
+        options["pipelines_dir"] = pipelines_dir
+    return dlt.pipeline(
+        pipeline_name=pipeline_name_for(source, destination, dataset),
+        destination=destination,
+        dataset_name=dataset,
+        **options,
+    )
+
+
+def data_location(pipeline: dlt.Pipeline, displayable_credentials: str | None = None) -> str:
+    """Where a user finds the tables: the DuckDB file, or the destination with its password masked."""
+    creds = displayable_credentials or ""
+    if creds.startswith("duckdb:///"):
+        return f"DuckDB file {creds[len('duckdb:///') :]}"
+    if creds:
+        return creds
+    return destination_name(pipeline.destination) if pipeline.destination else "unknown destination"
+
+
+@dataclass
+class SourceLoad:
+    source: str
+    pipeline_name: str
+    dataset: str
+    destination: str
+    location: str = ""
+    rows: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    usage: dict[str, ClientStats] = field(default_factory=dict)
+    error: str | None = None
+    failed_resource: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class LoadReport:
+    loads: list[SourceLoad]
+    elapsed: float = 0.0
+    views: ViewsResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(load.ok for load in self.loads)
+
+    def failure_message(self) -> str:
+        parts = []
+        for load in self.loads:
+            if not load.ok:
+                where = f" (resource {load.failed_resource})" if load.failed_resource else ""
+                parts.append(f"load {load.source} failed{where}: {load.error}")
+        return "; ".join(parts)
+
+
+def _row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace else None
+    if normalize is not None:
+        counts = {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}
+    try:
+        for table in pipeline.default_schema.data_table_names():
+            counts.setdefault(table, 0)
+    except Exception:  # no schema yet (a failed first run): the counts above are all there is
+        pass
+    return dict(sorted(counts.items()))
+
+
+def load_source(
+    source: str,
+    *,
+    resources: Sequence[str] | None = None,
+    destination: DestinationArg = DEFAULT_DESTINATION,
+    dataset: str | None = None,
+    full_refresh: bool = False,
+    pipelines_dir: str | None = None,
+    progress_stream: TextIO | None = None,
+    interactive: bool | None = None,
+    log_every: float = 15.0,
+) -> SourceLoad:
+    """Extract and load one source; failures are reported in the result, not raised."""
+    dataset = dataset or source
+    progress = LoadProgress(source, progress_stream, interactive=interactive, log_every=log_every)
+    result = SourceLoad(
+        source, pipeline_name_for(source, destination, dataset), dataset, destination_name(destination)
+    )
+    started = time.monotonic()
+    pipeline: dlt.Pipeline | None = None
+    try:
+        pipeline = build_pipeline(
+            source, destination=destination, dataset=dataset, pipelines_dir=pipelines_dir, progress=progress
+        )
+        dlt_source = build_source(source, resources)
+        run_options: dict[str, Any] = {}
+        if full_refresh:
+            # drop_sources wipes every table and the state of the source; with --resources only those
+            run_options["refresh"] = "drop_resources" if resources else "drop_sources"
+        info = pipeline.run(dlt_source, **run_options)
+        result.location = data_location(pipeline, info.destination_displayable_credentials)
+        result.rows = _row_counts(pipeline)
+    except Exception as exc:
+        result.error = describe(exc)
+        result.failed_resource = failing_resource(exc)
+        if pipeline is not None:
+            result.location = data_location(pipeline)
+    finally:
+        result.elapsed = time.monotonic() - started
+        result.usage = progress.usage()
+    return result
+
+
+def load(
+    target: str | Sequence[str],
+    *,
+    resources: Sequence[str] | None = None,
+    destination: DestinationArg = DEFAULT_DESTINATION,
+    dataset: str | None = None,
+    full_refresh: bool = False,
+    pipelines_dir: str | None = None,
+    progress_stream: TextIO | None = None,
+    interactive: bool | None = None,
+    log_every: float = 15.0,
+    create_views: bool = True,
+) -> LoadReport:
+    """Load `chatwoot`, `sendblue` or `all`, then refresh the analytics views. Never raises for a
+    source failure: the report says which source and resource failed (`report.ok`)."""
+    sources = resolve_targets(target) if isinstance(target, str) else list(target)
+    several = len(sources) > 1
+    per_source_resources: dict[str, list[str] | None] = {s: None for s in sources}
+    if resources:
+        per_source_resources = _split_resources(sources, resources)
+    started = time.monotonic()
+    report = LoadReport(loads=[])
+    for source in sources:
+        report.loads.append(
+            load_source(
+                source,
+                resources=per_source_resources[source],
+                destination=destination,
+                dataset=dataset_for(source, dataset, several=several),
+                full_refresh=full_refresh,
+                pipelines_dir=pipelines_dir,
+                progress_stream=progress_stream,
+                interactive=interactive,
+                log_every=log_every,
+            )
+        )
+    if create_views and any(load.ok for load in report.loads):
+        report.views = refresh_views(report.loads[0], destination=destination, pipelines_dir=pipelines_dir)
+    report.elapsed = time.monotonic() - started
+    return report
+
+
+def _split_resources(sources: list[str], resources: Sequence[str]) -> dict[str, list[str] | None]:
+    """With several sources, each takes the named resources it has; a name no source has is an error."""
+    if len(sources) == 1:
+        return {sources[0]: list(resources)}
+    split: dict[str, list[str] | None] = {}
+    claimed: set[str] = set()
+    for source in sources:
+        names = {str(stream["table"]) for stream in discover_streams(source)}
+        mine = [r for r in resources if r in names]
+        claimed.update(mine)
+        split[source] = mine or None
+    unknown = [r for r in resources if r not in claimed]
+    if unknown:
+        raise CliError(f"no source has a resource named {', '.join(unknown)}")
+    # a source none of whose resources were named is skipped rather than loaded in full
+    return {s: r for s, r in split.items() if r}
+
+
+def analytics_family(source: str, dataset: str) -> tuple[str, str, str] | None:
+    """(chatwoot dataset, sendblue dataset, analytics dataset) that belong together, if the naming
+    allows pairing: the defaults, or `PREFIX_chatwoot` / `PREFIX_sendblue` / `PREFIX_analytics`."""
+    if dataset == source:
+        prefix = ""
+    elif dataset.endswith(f"_{source}"):
+        prefix = dataset[: -len(source)]
+    else:
+        return None
+    return f"{prefix}chatwoot", f"{prefix}sendblue", f"{prefix}{ANALYTICS}"
+
+
+def refresh_views(
+    any_load: SourceLoad,
+    *,
+    destination: DestinationArg = DEFAULT_DESTINATION,
+    pipelines_dir: str | None = None,
+) -> ViewsResult | None:
+    family = analytics_family(any_load.source, any_load.dataset)
+    if family is None:
+        return None
+    chatwoot_ds, sendblue_ds, analytics_ds = family
+    pipeline = build_pipeline(
+        any_load.source, destination=destination, dataset=any_load.dataset, pipelines_dir=pipelines_dir
+    )
+    try:
+        with pipeline.sql_client() as client:
+            return create_analytics_views(client, chatwoot_ds, sendblue_ds, analytics_ds)
+    except Exception as exc:
+        return ViewsResult(created=[], note=f"analytics views not created: {describe(exc)}")
