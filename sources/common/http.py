@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -92,6 +93,22 @@ def api_message(body: Any, text: str) -> str:
     if snippet.lower().startswith("<!doctype") or snippet.lower().startswith("<html"):
         return "an HTML error page"
     return snippet or "no message"
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """The TLS reason ("CERTIFICATE_VERIFY_FAILED", ...) behind a transport error, if TLS is what failed,
+    so "unreachable" and "bad certificate" read differently to whoever has to fix it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return str(getattr(current, "reason", None) or type(current).__name__)
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return " ".join(text.split())[:120]
+    return None
 
 
 # --------------------------------------------------------------------------- URL safety
@@ -367,9 +384,12 @@ class AsyncApiClient:
                 raise err from None
             raise _Retry(self.retry.backoff(attempt_no), "timeout", err) from None
         except httpx.TransportError as exc:
-            err = TransportError(
-                f"{self.api_name} is unreachable at {self.base_url} ({type(exc).__name__})", api=self.api_name
-            )
+            tls = tls_failure(exc)
+            if tls:
+                what = f"{self.api_name} at {self.base_url} failed the TLS handshake ({tls})"
+            else:
+                what = f"{self.api_name} is unreachable at {self.base_url} ({type(exc).__name__})"
+            err = TransportError(what, api=self.api_name)
             raise _Retry(self.retry.backoff(attempt_no), "transport error", err) from None
 
         status = response.status_code
