@@ -173,40 +173,6 @@ def discover(
 # ------------------------------------------------------------------------------------------ load
 
 
-def print_load_report(report: Any) -> None:
-    from pipelines.tables import render_table
-
-    for result in report.loads:
-        usage = (
-            ", ".join(
-                f"{api} {stats.requests} requests"
-                + (
-                    f" ({stats.rate_limited} rate-limited, waited {stats.rate_limit_wait_seconds:.1f}s)"
-                    if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05
-                    else ""
-                )
-                for api, stats in sorted(result.usage.items())
-            )
-            or "no API requests"
-        )
-        if result.ok:
-            typer.echo(
-                f"{result.source}: loaded in {result.elapsed:.1f}s into {result.location}, dataset {result.dataset}"
-                f" (pipeline {result.pipeline_name}); {usage}"
-            )
-            typer.echo(render_table(["table", "rows loaded"], list(result.rows.items())))
-        else:
-            where = f" in resource {result.failed_resource}" if result.failed_resource else ""
-            typer.echo(f"{result.source}: FAILED{where} after {result.elapsed:.1f}s: {result.error}")
-        typer.echo("")
-    if report.views is not None:
-        if report.views.created:
-            typer.echo(f"views: {', '.join(report.views.created)}")
-        elif report.views.note:
-            typer.echo(report.views.note)
-    typer.echo(f"elapsed: {report.elapsed:.1f}s")
-
-
 @app.command()
 @handles_errors
 def load(
@@ -228,8 +194,8 @@ def load(
     ),
 ) -> None:
     """Extract and load; progress on stderr, rows per table at the end."""
+    from pipelines.load import format_report, resolve_targets
     from pipelines.load import load as run_load
-    from pipelines.load import resolve_targets
 
     targets = resolve_targets(source)
     names = [r.strip() for r in resources.split(",") if r.strip()] if resources else None
@@ -241,7 +207,7 @@ def load(
         full_refresh=full_refresh,
         pipelines_dir=pipelines_dir,
     )
-    print_load_report(report)
+    typer.echo(format_report(report))
     if not report.ok:
         raise LoadFailed(report.failure_message())
 

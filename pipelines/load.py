@@ -273,6 +273,47 @@ def load(
     return report
 
 
+def _usage_text(usage: dict[str, ClientStats]) -> str:
+    parts = []
+    for api, stats in sorted(usage.items()):
+        text = f"{stats.requests} {api} requests"
+        if stats.retries:
+            text += f", {stats.retries} retried"
+        if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05:
+            text += f", {stats.rate_limited} rate-limited (429), {stats.rate_limit_wait_seconds:.1f}s waiting"
+        parts.append(text)
+    return "; ".join(parts) or "no API requests"
+
+
+def format_report(report: LoadReport) -> str:
+    """The end-of-run summary: rows loaded per table, time, requests, and where the data is."""
+    from pipelines.tables import render_table
+
+    rows = [
+        [load.source, table, count] for load in report.loads if load.ok for table, count in load.rows.items()
+    ]
+    lines = []
+    if rows:
+        lines.append(render_table(["source", "table", "rows loaded"], rows))
+        lines.append("")
+    for load in report.loads:
+        if load.ok:
+            lines.append(
+                f"{load.source}: {load.elapsed:.1f}s, {_usage_text(load.usage)}; "
+                f"data in {load.location}, dataset {load.dataset} (pipeline {load.pipeline_name})"
+            )
+        else:
+            where = f" in resource {load.failed_resource}" if load.failed_resource else ""
+            lines.append(f"{load.source}: FAILED{where} after {load.elapsed:.1f}s: {load.error}")
+    if report.views is not None:
+        if report.views.created:
+            lines.append(f"views: {', '.join(report.views.created)}")
+        elif report.views.note:
+            lines.append(report.views.note)
+    lines.append(f"elapsed: {report.elapsed:.1f}s")
+    return "\n".join(lines)
+
+
 def _split_resources(sources: list[str], resources: Sequence[str]) -> dict[str, list[str] | None]:
     """With several sources, each takes the named resources it has; a name no source has is an error."""
     if len(sources) == 1:
