@@ -11,7 +11,8 @@
 - `analytics.conversation_activity`: one row per UTC day and source ('chatwoot' or 'sendblue') with
   `conversations` (distinct conversations with a message that day), `messages`, `inbound`, `outbound`.
   Chatwoot `message_type` 0 is inbound, 1 (outgoing) and 3 (template) outbound; 2 (activity) and
-  private notes are not messages to or from a customer and are left out. Sendblue uses `is_outbound`.
+  private notes are not messages to or from a customer and are left out. Sendblue uses `is_outbound`
+  and the day of `date_sent` (`date_updated` while a message is still queued).
 
 The SQL is plain (CTEs, LEFT/FULL JOIN, `array_agg ... ORDER BY`, `AT TIME ZONE`), which DuckDB and
 Postgres both run. Columns a load did not create (dlt adds a column only once a value was seen) are
@@ -164,7 +165,8 @@ def conversation_activity_sql(s: _Schema, cw: str, sb: str) -> str:
         )
     sb_cols = s.columns(sb, "messages")
     if sb_cols is not None:
-        sent = "m.date_sent" if "date_sent" in sb_cols else "m.date_updated"
+        # a queued message has no date_sent yet: it counts on the day it was last updated
+        sent = "COALESCE(m.date_sent, m.date_updated)" if "date_sent" in sb_cols else "m.date_updated"
         if "conversation_id" in sb_cols:
             thread = "m.conversation_id"
         else:

@@ -74,16 +74,21 @@ def _check_source_name(source: str) -> str:
 
 
 def source_settings(source: str) -> Any:
-    """The source's settings model, filled from dlt config (`sources.<source>.*`, env vars, secrets.toml)."""
+    """The source's settings, filled from dlt config (`sources.<source>.*`, env vars, secrets.toml).
+
+    Each source offers `settings_from_config()`, which raises a one-line error naming a missing key.
+    """
     import importlib
 
-    client_module = importlib.import_module(f"sources.{source}.client")
-    settings_model = getattr(client_module, f"{source.capitalize()}Settings")
-    from_config = getattr(settings_model, "from_config", None)
+    source_module = importlib.import_module(f"sources.{source}")
+    from_config = getattr(source_module, "settings_from_config", None)
     if callable(from_config):
         return from_config()
     import dlt
 
+    settings_model = getattr(
+        importlib.import_module(f"sources.{source}.client"), f"{source.capitalize()}Settings"
+    )
     values: dict[str, Any] = {}
     for name in settings_model.model_fields:
         key = f"sources.{source}.{name}"

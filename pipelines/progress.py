@@ -48,6 +48,7 @@ class LoadProgress(Collector):
         self._stop_ticker = threading.Event()
         self._ticker: threading.Thread | None = None
         self._started = time.monotonic()
+        self._last_key: tuple[str, ...] = ()
 
     @staticmethod
     def _is_tty(stream: TextIO) -> bool:
@@ -74,7 +75,7 @@ class LoadProgress(Collector):
                 self.rows[name] += inc
                 if inc > 0:
                     self.pages[name] += 1
-            elif not label:
+            elif name in _DLT_COUNTERS and not label:
                 self.step_counters[name] += inc
 
     def _start(self, step: str) -> None:
@@ -99,10 +100,16 @@ class LoadProgress(Collector):
         return usage_delta(self._usage_start, api_usage())
 
     def status_line(self) -> str:
+        return " | ".join(self._status_parts(with_time=True))
+
+    def _status_parts(self, with_time: bool) -> list[str]:
         with self._lock:
             tables = ", ".join(f"{name} {self.pages[name]}p/{self.rows[name]}r" for name in sorted(self.rows))
             counters = ", ".join(f"{k.lower()} {v}" for k, v in sorted(self.step_counters.items()))
-        parts = [f"{self.label} {self.step.lower() or 'starting'} {time.monotonic() - self._started:.0f}s"]
+        head = f"{self.label} {self.step.lower() or 'starting'}"
+        if with_time:
+            head += f" {time.monotonic() - self._started:.0f}s"
+        parts = [head]
         if tables:
             parts.append(tables)
         if counters and not self.step.lower().startswith("extract"):
@@ -114,7 +121,7 @@ class LoadProgress(Collector):
             if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05:
                 text += f", {stats.rate_limited} x 429, waited {stats.rate_limit_wait_seconds:.1f}s"
             parts.append(text)
-        return " | ".join(parts)
+        return parts
 
     def _tick(self) -> None:
         period = self.redraw_every if self.interactive else self.log_every
@@ -122,6 +129,12 @@ class LoadProgress(Collector):
             self._emit(final=False)
 
     def _emit(self, final: bool) -> None:
+        if not self.interactive:
+            # dlt runs a second, empty extract for its state: a line that says nothing new is left out
+            key = tuple(self._status_parts(with_time=False))
+            if key == self._last_key:
+                return
+            self._last_key = key
         line = self.status_line()
         try:
             if self.interactive:
