@@ -156,6 +156,7 @@ class ChatwootSandbox(SandboxState):
         self.unordered_requests = 0  # seeds the arbitrary order of each unsorted contact page
         self._contact_cache: dict[tuple[Any, ...], list[int]] = {}
         self._conversation_cache: dict[str, list[int]] = {}
+        self._conversation_queries: dict[tuple[Any, ...], Any] = {}
         self._by_email: dict[str, int] = {}
         self._by_phone: dict[str, int] = {}
         self._by_identifier: dict[str, int] = {}
@@ -271,6 +272,13 @@ class ChatwootSandbox(SandboxState):
 
     def _conversations_changed(self) -> None:
         self._conversation_cache.clear()
+        self._conversation_queries.clear()
+
+    def data_changed(self) -> None:
+        """Call after editing the data dicts directly: drops the cached orderings and query results."""
+        with self.lock:
+            self._contacts_changed()
+            self._conversations_changed()
 
     def _scoped_contact_ids(
         self, scope: tuple[Any, ...], select: Callable[[dict[str, Any]], bool] | None
@@ -353,9 +361,19 @@ class ChatwootSandbox(SandboxState):
         if sort_by not in CONVERSATION_SORTS:
             sort_by = "last_activity_at_desc"
         status = query.status or "open"  # status defaults to open server-side; "all" disables the filter
-        since = None
-        if query.updated_within is not None:
-            since = now - ruby_to_i(query.updated_within)
+        key = (sort_by, status, query.inbox_id, query.team_id, tuple(sorted(query.labels)))
+        cached = self._conversation_queries.get(key) if query.updated_within is None else None
+        if cached is None:
+            since = None if query.updated_within is None else now - ruby_to_i(query.updated_within)
+            cached = self._match_conversations(query, sort_by, status, since)
+            if query.updated_within is None:
+                self._conversation_queries[key] = cached
+        meta, by_assignee = cached
+        return meta, by_assignee.get(query.assignee_type or "", by_assignee["all"])
+
+    def _match_conversations(
+        self, query: ConversationQuery, sort_by: str, status: str, since: float | None
+    ) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
         labels = {label.lower() for label in query.labels}
         convs = self.data.conversations
         matching = []
@@ -381,8 +399,7 @@ class ChatwootSandbox(SandboxState):
             "unassigned_count": len(unassigned),
             "all_count": len(matching),  # before assignee_type
         }
-        by_assignee = {"me": mine, "assigned": assigned, "unassigned": unassigned}
-        return meta, by_assignee.get(query.assignee_type or "", matching)
+        return meta, {"me": mine, "assigned": assigned, "unassigned": unassigned, "all": matching}
 
     def filter_conversations(
         self, select: Callable[[dict[str, Any]], bool]
