@@ -1,0 +1,315 @@
+"""Reverse-ETL writers for Sendblue: `sendblue.contacts` and `sendblue.opt_outs`.
+
+They drive the same `AsyncSendblueClient` the source uses (its limiters, retries and typed errors) and
+return one `RowResult` per row (see destinations/reverse_etl.py). What Sendblue's API forces:
+
+- Creates go through `POST /api/v2/contacts/bulk` (one request per batch of at most 500). Bulk items take
+  only phone, names, company, tags and custom variables, so `assigned_to_email` and `sendblue_number`
+  follow as a PUT and `opt_out` through the opt-out endpoint. Bulk duplicate handling is undocumented:
+  rows missing from the answer, or a batch refused as a whole (4xx), are created one by one with
+  `POST /api/v2/contacts` (`update_if_exists` in upsert mode; a 409 in create_only mode is a row error).
+- Bulk create is not known to be idempotent, so a timeout, dropped connection or 5xx leaves its rows'
+  outcome unknown; the engine then asks for `check`, which reads `GET /api/v2/contacts/{phone}` and
+  sends only what is still missing.
+- Updates are partial PUTs of the fields that changed; custom variables merge server-side, and Sendblue
+  has no way to delete one, so an erased variable is set to "".
+- Opt-outs are sticky: a row never opts a number back in unless the sync sets allow_opt_in, and then only
+  when the number is known to be opted out (last sent so, or read so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from destinations.reverse_etl import (
+    ERROR,
+    OK,
+    SKIPPED,
+    UNKNOWN,
+    Pacer,
+    RowResult,
+    WorkItem,
+    is_fatal,
+    map_changes,
+    result_from_error,
+    run_each,
+    scalar_changes,
+)
+from sources.common.http import ApiError, NotFoundError, gather_limited
+from sources.sendblue.client import AsyncSendblueClient, SendblueSettings
+from sources.sendblue.settings import BULK_CREATE_BATCH_MAX
+
+TEXT_FIELDS = ("first_name", "last_name", "company_name", "assigned_to_email", "sendblue_number")
+BULK_TEXT_FIELDS = ("first_name", "last_name", "company_name")
+# fields a bulk item cannot carry: a PUT right after the create sets them
+AFTER_CREATE_FIELDS = ("assigned_to_email", "sendblue_number")
+
+
+def open_client(settings: SendblueSettings | None = None) -> AsyncSendblueClient:
+    if settings is None:
+        from sources.sendblue.helpers import settings_from_config
+
+        settings = settings_from_config()
+    return AsyncSendblueClient(settings)
+
+
+def _same_tags(want: list[str], have: Any) -> bool:
+    return isinstance(have, list) and sorted(want) == sorted(str(t) for t in have)
+
+
+def contact_changes(
+    desired: dict[str, Any], baseline: dict[str, Any] | None, *, nulls_erase: bool
+) -> dict[str, Any]:
+    """The partial PUT body that makes a contact equal the desired row (opt_out excluded)."""
+    body = scalar_changes(desired, baseline, TEXT_FIELDS, nulls_erase=nulls_erase)
+    tags = desired.get("tags")
+    have_tags = baseline.get("tags") if baseline is not None else None
+    if tags is not None:
+        if baseline is None or not _same_tags(tags, have_tags):
+            body["tags"] = tags
+    elif nulls_erase and (baseline is None or have_tags):
+        body["tags"] = []
+    to_set, to_erase = map_changes(
+        desired.get("custom_variables"),
+        baseline.get("custom_variables") if baseline is not None else None,
+        known=baseline is not None,
+        nulls_erase=nulls_erase,
+    )
+    if to_set or to_erase:
+        # Sendblue merges custom_variables and documents no delete: "" is the closest to erased
+        body["custom_variables"] = {**to_set, **{k: "" for k in to_erase}}
+    return body
+
+
+def opt_change(want: bool | None, have: bool | None, *, allow_opt_in: bool) -> bool | None:
+    """The opted_out value to send, or None. `have` None means the remote state is not known."""
+    if want is True and have is not True:
+        return True
+    if want is False and have is True and allow_opt_in:
+        return False
+    return None
+
+
+def _remote_id(contact: dict[str, Any] | None, phone: str) -> str:
+    if contact and contact.get("contact_id"):
+        return str(contact["contact_id"])
+    return phone
+
+
+class SendblueContactsWriter:
+    """`sendblue.contacts`: bulk creates, partial updates, opt-outs."""
+
+    target = "sendblue.contacts"
+
+    def __init__(
+        self,
+        client: AsyncSendblueClient,
+        *,
+        mode: str = "upsert",
+        concurrency: int = 4,
+        rate_limit_per_minute: int = 0,
+        nulls_erase: bool = False,
+        allow_opt_in: bool = False,
+    ):
+        self.client = client
+        self.mode = mode
+        self.concurrency = concurrency
+        self.nulls_erase = nulls_erase
+        self.allow_opt_in = allow_opt_in
+        self.pacer = Pacer(rate_limit_per_minute)
+
+    @property
+    def write_requests(self) -> int:
+        return self.pacer.write_requests
+
+    def request_count(self) -> int:
+        return self.client.stats.requests
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- the batch
+
+    async def apply(self, items: list[WorkItem]) -> list[RowResult]:
+        results: dict[str, RowResult] = {}
+        creates = [i for i in items if i.action == "create"]
+        updates: list[tuple[WorkItem, dict[str, Any] | None, bool]] = [
+            (i, i.previous, False) for i in items if i.action == "update"
+        ]
+        checks = [i for i in items if i.action == "check"]
+
+        async for item, remote in gather_limited(checks, self._read, self.concurrency):
+            if isinstance(remote, BaseException):
+                if isinstance(remote, ApiError) and not is_fatal(remote):
+                    results[item.key] = result_from_error(item.key, "check", remote, may_have_applied=False)
+                    continue
+                raise remote
+            if remote is None:
+                if self.mode == "update_only":
+                    results[item.key] = RowResult(item.key, ERROR, [], None, 404, "no such contact (update_only)", "check")
+                else:
+                    creates.append(item)
+            else:
+                updates.append((item, remote, True))
+
+        for start in range(0, len(creates), BULK_CREATE_BATCH_MAX):
+            for result in await self._bulk_create(creates[start : start + BULK_CREATE_BATCH_MAX]):
+                results[result.key] = result
+
+        for result in await run_each(updates, lambda u: self._update(*u), self.concurrency):
+            results[result.key] = result
+        return [results[i.key] for i in items]
+
+    async def _read(self, item: WorkItem) -> dict[str, Any] | None:
+        await self.pacer.read()
+        return await self.client.get_contact(item.key)
+
+    # -- creates
+
+    async def _bulk_create(self, items: list[WorkItem]) -> list[RowResult]:
+        if not items:
+            return []
+        bulk_items = []
+        for item in items:
+            row: dict[str, Any] = {"phone": item.key}
+            row.update({k: item.fields[k] for k in BULK_TEXT_FIELDS if item.fields.get(k) is not None})
+            if item.fields.get("tags"):
+                row["tags"] = item.fields["tags"]
+            variables = {k: v for k, v in (item.fields.get("custom_variables") or {}).items() if v is not None}
+            if variables:
+                row["custom_variables"] = variables
+            bulk_items.append(row)
+        await self.pacer.write()
+        try:
+            answered = await self.client.bulk_create_contacts(bulk_items)
+        except ApiError as exc:
+            if is_fatal(exc):
+                raise
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                # the batch was refused as a whole (one bad row, or duplicates): find out row by row
+                return await self._one_by_one(items)
+            # a timeout, dropped connection or 5xx: some or all rows may exist now
+            return [result_from_error(i.key, "create", exc, may_have_applied=True) for i in items]
+        by_phone = {str(c.get("phone")): c for c in answered if c.get("phone")}
+        created = [i for i in items if i.key in by_phone]
+        missing = [i for i in items if i.key not in by_phone]
+        results = await run_each(created, lambda i: self._after_create(i, by_phone[i.key]), self.concurrency)
+        return results + await self._one_by_one(missing)
+
+    async def _one_by_one(self, items: list[WorkItem]) -> list[RowResult]:
+        return await run_each(items, self._create_one, self.concurrency)
+
+    async def _create_one(self, item: WorkItem) -> RowResult:
+        fields = {k: v for k, v in item.fields.items() if k in ("phone", *TEXT_FIELDS, "tags") and v is not None}
+        fields.pop("company_name", None)  # not in the create schema: the follow-up PUT sets it
+        variables = {k: v for k, v in (item.fields.get("custom_variables") or {}).items() if v is not None}
+        if variables:
+            fields["custom_variables"] = variables
+        await self.pacer.write()
+        try:
+            contact = await self.client.create_contact(fields, update_if_exists=self.mode == "upsert")
+        except ApiError as exc:
+            if is_fatal(exc):
+                raise
+            return result_from_error(item.key, "create", exc, may_have_applied=True)
+        return await self._after_create(item, contact, put_fields=("company_name",))
+
+    async def _after_create(
+        self, item: WorkItem, contact: dict[str, Any], put_fields: tuple[str, ...] = ()
+    ) -> RowResult:
+        """The steps a create could not carry: PUT of the fields bulk items lack, then the opt-out."""
+        effects = ["created"]
+        remote_id = _remote_id(contact, item.key)
+        body = {k: item.fields[k] for k in (*AFTER_CREATE_FIELDS, *put_fields) if item.fields.get(k) is not None}
+        try:
+            if body:
+                await self.pacer.write()
+                await self.client.update_contact(item.key, body)
+            if item.fields.get("opt_out") is True:
+                await self.pacer.write()
+                await self.client.opt_out(item.key, True)
+                effects.append("opted_out")
+        except ApiError as exc:
+            if is_fatal(exc):
+                raise
+            failed = result_from_error(item.key, "create", exc, may_have_applied=False)
+            failed.effects, failed.remote_id = effects, remote_id
+            return failed
+        return RowResult(item.key, OK, effects, remote_id, 200, None, "create")
+
+    # -- updates (and checks that found the contact)
+
+    async def _update(self, item: WorkItem, baseline: dict[str, Any] | None, read: bool) -> RowResult:
+        """Send what differs from `baseline` (the remote as read when `read`, else the payload last
+        confirmed, or None when unknown)."""
+        body = contact_changes(item.fields, baseline, nulls_erase=self.nulls_erase)
+        have_opt = baseline.get("opt_out") if baseline is not None else None
+        opted = opt_change(item.fields.get("opt_out"), have_opt, allow_opt_in=self.allow_opt_in)
+        effects: list[str] = []
+        remote_id = item.remote_id or (_remote_id(baseline, item.key) if read else None)
+        try:
+            if body:
+                await self.pacer.write()
+                try:
+                    contact = await self.client.update_contact(item.key, body)
+                    remote_id = _remote_id(contact, item.key)
+                    effects.append("updated")
+                except NotFoundError:
+                    if self.mode != "upsert":
+                        raise
+                    # deleted in Sendblue since it was last seen: upsert means create it again
+                    return await self._create_one(item)
+            if opted is not None:
+                await self.pacer.write()
+                await self.client.opt_out(item.key, opted)
+                effects.append("opted_out" if opted else "opted_in")
+        except ApiError as exc:
+            if is_fatal(exc):
+                raise
+            failed = result_from_error(item.key, item.action, exc, may_have_applied=False)
+            failed.effects, failed.remote_id = effects, remote_id
+            return failed
+        return RowResult(item.key, OK, effects, remote_id or item.key, 200, None, item.action)
+
+
+class SendblueOptOutsWriter:
+    """`sendblue.opt_outs`: one `POST /api/v2/contacts/opt-out` per row. The call sets state, so a row
+    whose earlier outcome is unknown is simply sent again."""
+
+    target = "sendblue.opt_outs"
+
+    def __init__(
+        self, client: AsyncSendblueClient, *, concurrency: int = 4, rate_limit_per_minute: int = 0, allow_opt_in: bool = False
+    ):
+        self.client = client
+        self.concurrency = concurrency
+        self.allow_opt_in = allow_opt_in
+        self.pacer = Pacer(rate_limit_per_minute)
+
+    @property
+    def write_requests(self) -> int:
+        return self.pacer.write_requests
+
+    def request_count(self) -> int:
+        return self.client.stats.requests
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def apply(self, items: list[WorkItem]) -> list[RowResult]:
+        return await run_each(items, self._one, self.concurrency)
+
+    async def _one(self, item: WorkItem) -> RowResult:
+        opted_out = bool(item.fields.get("opted_out", True))
+        if not opted_out and not self.allow_opt_in:
+            return RowResult(item.key, SKIPPED, [], None, None, "opt-in not sent: allow_opt_in is false", item.action)
+        await self.pacer.write()
+        try:
+            answer = await self.client.opt_out(item.key, opted_out)
+        except ApiError as exc:
+            if is_fatal(exc):
+                raise
+            return result_from_error(item.key, item.action, exc, may_have_applied=False)
+        if bool(answer.get("opted_out")) != opted_out:
+            return RowResult(item.key, UNKNOWN, [], None, 200, f"Sendblue answered opted_out={answer.get('opted_out')}", item.action)
+        return RowResult(item.key, OK, ["opted_out" if opted_out else "opted_in"], item.key, 200, None, item.action)

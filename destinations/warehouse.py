@@ -1,0 +1,377 @@
+"""Warehouse access for everything that reads or writes SQL outside a dlt load: the sync engine and the CLI.
+
+`open_warehouse(name)` resolves the configured warehouse:
+
+- `duckdb` (the default): the file in `destination.duckdb.credentials`, default `switchboard.duckdb`;
+- `postgres`: the DSN (or credential fields) in `destination.postgres.credentials`;
+- any other dlt SQL destination name (`snowflake`, `bigquery`, `motherduck`, ...): dlt's own SQL client for
+  that destination, configured the dlt way (`destination.<name>.credentials`).
+
+Every warehouse offers the same small surface: `query(sql, params) -> list[dict]`, `query_rows` (column
+names plus tuples, for hot paths), `execute`, `execute_many`, `insert_rows`, `transaction()`, `table_exists`,
+`table_columns`. Statements written for this surface use `?` placeholders; each dialect rewrites them to
+its driver's paramstyle. SQL written by users (a sync's `query`, `switchboard sql`) is passed through
+untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+log = logging.getLogger("switchboard.warehouse")
+
+DEFAULT_DUCKDB_FILE = "switchboard.duckdb"
+# Multi-row INSERT statements carry at most this many rows: few round trips, bounded statement size.
+INSERT_CHUNK_ROWS = 250
+
+
+class WarehouseError(Exception):
+    """The warehouse could not be opened, or a statement failed. The message names the warehouse."""
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted SQL identifier (standard SQL; DuckDB, Postgres and Snowflake all accept it)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def strip_statement(sql: str) -> str:
+    """A user's query without trailing semicolons, so it can be wrapped as a subquery."""
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+class Warehouse:
+    """Base of the dialects. Subclasses implement `_cursor_execute`, `_begin`, `_commit`, `_rollback`."""
+
+    dialect = "sql"
+    # `?` placeholders become this in the driver's statements
+    placeholder = "?"
+
+    def __init__(self, description: str):
+        self.description = description
+        self._in_transaction = False
+
+    # -- the surface
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a statement that returns rows; return them as dicts (column order preserved)."""
+        columns, rows = self.query_rows(sql, params)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def query_rows(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a statement that returns rows; return (column names, row tuples)."""
+        return self._run(sql, params, fetch=True)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement for its effect (autocommitted unless inside `transaction()`)."""
+        self._run(sql, params, fetch=False)
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            self.execute(sql, row)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """INSERT many rows with multi-row VALUES statements (portable and far faster than one per row)."""
+        if not rows:
+            return
+        cols = ", ".join(quote_ident(c) for c in columns)
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+            chunk = rows[start : start + INSERT_CHUNK_ROWS]
+            sql = f"INSERT INTO {table} ({cols}) VALUES " + ", ".join(one for _ in chunk)
+            flat = [value for row in chunk for value in row]
+            self.execute(sql, flat)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        """Statements inside commit together or not at all. Nested use joins the outer transaction."""
+        if self._in_transaction:
+            yield self
+            return
+        self._begin()
+        self._in_transaction = True
+        try:
+            yield self
+        except BaseException:
+            self._in_transaction = False
+            self._rollback()
+            raise
+        self._in_transaction = False
+        self._commit()
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        rows = self.query(
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+        return bool(rows and rows[0]["n"])
+
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return [str(r["column_name"]) for r in rows]
+
+    def query_columns(self, sql: str) -> list[str]:
+        """The column names a query yields, without reading its rows."""
+        columns, _ = self.query_rows(f"SELECT * FROM ({strip_statement(sql)}) AS switchboard_q WHERE 1 = 0")
+        return columns
+
+    def close(self) -> None:
+        """Release the connection."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dialect hooks
+
+    def text_expr(self, column_sql: str) -> str:
+        """An expression that renders any column as text, for row hashing."""
+        return f"CAST({column_sql} AS VARCHAR)"
+
+    def md5_expr(self, text_sql: str) -> str:
+        """Hex MD5 of a text expression."""
+        return f"md5({text_sql})"
+
+    def _translate(self, sql: str, params: Sequence[Any] | None) -> str:
+        if params is None or self.placeholder == "?":
+            return sql
+        # our own statements never hold a literal '?' or '%', so this rewrite is safe for them
+        return sql.replace("%", "%%").replace("?", self.placeholder)
+
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: bool) -> Any:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        self.execute("BEGIN")
+
+    def _commit(self) -> None:
+        self.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self.execute("ROLLBACK")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: str = DEFAULT_DUCKDB_FILE, *, read_only: bool = False):
+        import duckdb
+
+        super().__init__(f"duckdb:{path}")
+        self.path = path
+        try:
+            self._con = duckdb.connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB file {path}: {exc}") from None
+
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: bool) -> Any:
+        import duckdb
+
+        # one connection for everything (temporary tables live per connection); every result is read to
+        # the end, since DuckDB 2.0 keeps an unfinished result busy on the connection
+        try:
+            result = self._con.execute(sql, list(params) if params is not None else None)
+            columns = [d[0] for d in (result.description or [])]
+            rows = result.fetchall() if result.description else []
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB ({self.path}): {exc}") from None
+        return (columns, rows) if fetch else None
+
+    def _begin(self) -> None:
+        self._con.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self._con.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.close()
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+    placeholder = "%s"
+
+    def __init__(self, dsn: str):
+        try:
+            import psycopg2
+        except ImportError:  # pragma: no cover - the postgres extra is missing
+            raise WarehouseError("Postgres needs the postgres extra: pip install 'switchboard-etl[postgres]'") from None
+        host = _dsn_host(dsn)
+        super().__init__(f"postgres:{host}")
+        try:
+            self._con = psycopg2.connect(dsn)
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"cannot connect to Postgres at {host}: {_first_line(exc)}") from None
+        self._con.autocommit = True
+
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: bool) -> Any:
+        import psycopg2
+
+        try:
+            with self._con.cursor() as cursor:
+                cursor.execute(self._translate(sql, params), list(params) if params is not None else None)
+                if not fetch:
+                    return None
+                columns = [d[0] for d in (cursor.description or [])]
+                return columns, cursor.fetchall()
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"Postgres ({self.description}): {_first_line(exc)}") from None
+
+    def text_expr(self, column_sql: str) -> str:
+        return f"CAST({column_sql} AS TEXT)"
+
+    def _begin(self) -> None:
+        self._con.autocommit = False
+
+    def _commit(self) -> None:
+        self._con.commit()
+        self._con.autocommit = True
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.rollback()
+        self._con.autocommit = True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.close()
+
+
+class DltSqlWarehouse(Warehouse):
+    """Any other SQL destination dlt supports, through dlt's own SQL client and its configuration."""
+
+    def __init__(self, destination: str):
+        import dlt
+
+        super().__init__(f"dlt:{destination}")
+        self.dialect = destination
+        try:
+            pipeline = dlt.pipeline(
+                pipeline_name="switchboard_warehouse", destination=destination, dataset_name="reverse_etl"
+            )
+            self._client = pipeline.sql_client()
+            self._client.open_connection()
+        except Exception as exc:
+            raise WarehouseError(f"cannot open dlt destination {destination!r}: {_first_line(exc)}") from None
+        paramstyle = getattr(getattr(self._client, "dbapi", None), "paramstyle", "format")
+        self.placeholder = "?" if paramstyle == "qmark" else "%s"
+
+    def _run(self, sql: str, params: Sequence[Any] | None, fetch: bool) -> Any:
+        try:
+            with self._client.execute_query(self._translate(sql, params), *(params or [])) as cursor:
+                if not fetch:
+                    return None
+                columns = [d[0] for d in (cursor.description or [])]
+                return columns, [tuple(r) for r in cursor.fetchall()]
+        except Exception as exc:
+            raise WarehouseError(f"{self.description}: {_first_line(exc)}") from None
+
+    def _begin(self) -> None:
+        self._tx = self._client.begin_transaction()
+        self._tx.__enter__()
+
+    def _commit(self) -> None:
+        self._tx.__exit__(None, None, None)
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            error = RuntimeError("rollback")
+            self._tx.__exit__(type(error), error, None)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close_connection()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _dsn_host(dsn: str) -> str:
+    """host:port/database of a DSN for messages; never the password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(dsn)
+        if parts.hostname:
+            return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+    except ValueError:
+        pass
+    return "the configured server"
+
+
+def duckdb_path_from_config() -> str:
+    """`destination.duckdb.credentials` (a path, or duckdb:///path), default switchboard.duckdb."""
+    import dlt
+
+    value: Any = dlt.config.get("destination.duckdb.credentials")
+    if isinstance(value, dict):
+        value = value.get("database")
+    path = str(value) if value else DEFAULT_DUCKDB_FILE
+    if path.startswith("duckdb:///"):
+        path = path[len("duckdb:///") :]
+    return path
+
+
+def postgres_dsn_from_config() -> str:
+    """The Postgres DSN from `destination.postgres.credentials` (a DSN or its fields), resolved the dlt way."""
+    from dlt.common.configuration import resolve_configuration
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    try:
+        credentials = resolve_configuration(
+            PostgresCredentials(), sections=("destination", "postgres", "credentials")
+        )
+    except ConfigFieldMissingException:
+        raise WarehouseError(
+            "Postgres is not configured: set destination.postgres.credentials in .dlt/secrets.toml "
+            "or DESTINATION__POSTGRES__CREDENTIALS"
+        ) from None
+    return str(credentials.to_native_representation())
+
+
+def default_destination() -> str:
+    """The warehouse used when none is named: `warehouse.destination` in config (env WAREHOUSE__DESTINATION),
+    else duckdb."""
+    import dlt
+
+    return str(dlt.config.get("warehouse.destination") or "duckdb")
+
+
+def open_warehouse(destination: str | None = None) -> Warehouse:
+    """Open the named warehouse (`duckdb`, `postgres` or another dlt SQL destination); see the module doc."""
+    name = (destination or default_destination()).strip().lower()
+    if name == "duckdb":
+        return DuckDBWarehouse(duckdb_path_from_config())
+    if name in ("postgres", "postgresql"):
+        return PostgresWarehouse(postgres_dsn_from_config())
+    return DltSqlWarehouse(name)
+
+
+def resolve_warehouse(warehouse: Warehouse | str | None) -> tuple[Warehouse, bool]:
+    """(warehouse, opened_here): an open Warehouse passes through; a name or None is opened."""
+    if isinstance(warehouse, Warehouse):
+        return warehouse, False
+    return open_warehouse(warehouse), True

@@ -1,0 +1,38 @@
+"""`python -m pipelines.sync NAME [--dry-run]` / `--list`: run one sync from a shell or a scheduler.
+
+Exit status: 0 success (or a dry run), 2 partial (rejected rows, row errors or unknown outcomes), 1 failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipelines.sync.config import SyncConfigError, list_syncs, load_sync_config
+from pipelines.sync.run import run_sync
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.sync", description="Run a reverse-ETL sync.")
+    parser.add_argument("name", nargs="?", help="the sync, as declared under [syncs.NAME]")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and send nothing")
+    parser.add_argument("--list", action="store_true", help="list the declared syncs")
+    parser.add_argument("--warehouse", help="duckdb (default), postgres or another dlt SQL destination")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for config in list_syncs():
+                print(f"{config.name}\t{config.target}\t{config.mode}\t{config.source_description()}")
+            return 0
+        if not args.name:
+            parser.error("name a sync (or --list)")
+        config = load_sync_config(args.name)
+    except SyncConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    result = run_sync(config, dry_run=args.dry_run, warehouse=args.warehouse, out=print)
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A sync as declared under `[syncs.NAME]` (env `SYNCS__NAME__KEY`), resolved through dlt's config providers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import Any, Literal
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Target = Literal["sendblue.contacts", "sendblue.opt_outs", "chatwoot.contacts", "chatwoot.contact_labels"]
+Mode = Literal["upsert", "update_only", "create_only"]
+MatchOn = Literal["identifier", "email", "phone_number"]
+
+TARGETS: tuple[str, ...] = ("sendblue.contacts", "sendblue.opt_outs", "chatwoot.contacts", "chatwoot.contact_labels")
+
+# Sendblue documents no maximum for POST /api/v2/contacts/bulk; its own notes advise batches of 100 to 500.
+SENDBLUE_BULK_MAX = 500
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_CONCURRENCY = 4
+# Chatwoot's rack-attack default is 3000/min per IP but self-hosted guides suggest 300; stay well under it.
+DEFAULT_RATE_LIMIT_PER_MINUTE = {"chatwoot": 240, "sendblue": 1200}
+# bump when the meaning of a ledger hash changes, so every row is re-evaluated once
+LEDGER_FORMAT = 1
+
+
+class SyncConfigError(ValueError):
+    """A sync that is not declared, or declared with keys that do not fit."""
+
+
+@configspec
+class _SyncSection(BaseConfiguration):
+    """The raw keys of one `[syncs.NAME]` section; `SyncConfig` validates them."""
+
+    target: str | None = None
+    query: str | None = None
+    table: str | None = None
+    mode: str | None = None
+    match_on: str | None = None
+    batch_size: int | None = None
+    rate_limit_per_minute: int | None = None
+    concurrency: int | None = None
+    allow_opt_in: bool | None = None
+    nulls_erase: bool | None = None
+    labels_mode: str | None = None
+    remove: bool | None = None
+    default_region: str | None = None
+    warehouse: str | None = None
+
+
+class SyncConfig(BaseModel):
+    """One reverse-ETL sync. See README "Reverse ETL" for what each key does."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    target: Target
+    query: str | None = None
+    table: str | None = None
+    mode: Mode = "upsert"
+    match_on: MatchOn | None = None
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)
+    rate_limit_per_minute: int | None = Field(None, ge=0)
+    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, le=64)
+    allow_opt_in: bool = False
+    nulls_erase: bool = False
+    labels_mode: Literal["union", "replace"] = "union"
+    remove: bool = False
+    default_region: str | None = None
+    warehouse: str | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _plain_table_name(cls, value: str | None) -> str | None:
+        # a table name is spliced into SQL, so it must be an identifier path, not a statement
+        if value is not None and not re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}", value):
+            raise ValueError("table must be a table name such as sendblue.contacts (use query for SQL)")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region_upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SyncConfig:
+        if bool(self.query) == bool(self.table):
+            raise ValueError("set exactly one of query or table")
+        if self.match_on is not None and not self.target.startswith("chatwoot."):
+            raise ValueError("match_on applies to chatwoot targets only")
+        return self
+
+    @property
+    def api(self) -> str:
+        return self.target.split(".", 1)[0]
+
+    @property
+    def effective_batch_size(self) -> int:
+        """batch_size, capped at what the target's bulk endpoint takes."""
+        if self.target == "sendblue.contacts":
+            return min(self.batch_size, SENDBLUE_BULK_MAX)
+        return self.batch_size
+
+    @property
+    def effective_rate_limit(self) -> int:
+        """Requests per minute this sync may send (0 = no limit of its own beyond the client's)."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return DEFAULT_RATE_LIMIT_PER_MINUTE[self.api]
+
+    def source_sql(self) -> str:
+        """The SQL that yields the desired rows."""
+        if self.query:
+            return self.query
+        return f"SELECT * FROM {self.table}"
+
+    def source_description(self) -> str:
+        if self.table:
+            return f"table {self.table}"
+        text = " ".join((self.query or "").split())
+        return "query " + (text if len(text) <= 60 else text[:57] + "...")
+
+    def fingerprint(self) -> str:
+        """Hash of every key that changes what a row means; part of each row's ledger hash, so changing
+        one of them makes the next run re-evaluate every row (and send only what really differs)."""
+        meaning = {
+            "format": LEDGER_FORMAT,
+            "target": self.target,
+            "mode": self.mode,
+            "match_on": self.match_on,
+            "allow_opt_in": self.allow_opt_in,
+            "nulls_erase": self.nulls_erase,
+            "labels_mode": self.labels_mode,
+            "remove": self.remove,
+            "default_region": self.default_region,
+        }
+        return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _names_from_env() -> set[str]:
+    names = set()
+    for key in os.environ:
+        parts = key.split("__")
+        if len(parts) >= 3 and parts[0] == "SYNCS" and parts[1]:
+            names.add(parts[1].lower())
+    return names
+
+
+def _names_from_files() -> set[str]:
+    import dlt
+
+    section: Any = dlt.config.get("syncs")
+    return {str(name) for name in section} if isinstance(section, dict) else set()
+
+
+def sync_names() -> list[str]:
+    """Names of every declared sync: `[syncs.*]` sections in config files plus `SYNCS__NAME__*` env vars."""
+    return sorted(_names_from_files() | _names_from_env())
+
+
+def canonical_name(name: str) -> str:
+    """The declared spelling of a sync name: `SYNCS__T1__*` and `--name t1` are the same sync, and its
+    ledger rows must not split by letter case. Config-file sections keep their own spelling."""
+    names = sync_names()
+    if name in names:
+        return name
+    folded = [n for n in names if n.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else name
+
+
+def load_sync_config(name: str) -> SyncConfig:
+    """Resolve `[syncs.NAME]` from every dlt provider (env vars win over files) and validate it."""
+    name = canonical_name(name.strip())
+    section = resolve_configuration(_SyncSection(), sections=("syncs", name))
+    values = {key: value for key, value in dict(section).items() if value is not None}
+    if "target" not in values:
+        known = ", ".join(sync_names()) or "none"
+        raise SyncConfigError(f"sync {name!r} is not declared (no syncs.{name}.target); declared syncs: {known}")
+    try:
+        return SyncConfig(name=name, **values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'sync'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SyncConfigError(f"sync {name!r} is misconfigured: {problems}") from None
+
+
+def list_syncs() -> list[SyncConfig]:
+    """Every declared sync, validated. A misconfigured one raises SyncConfigError naming the key."""
+    return [load_sync_config(name) for name in sync_names()]

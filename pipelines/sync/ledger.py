@@ -1,0 +1,305 @@
+"""The reverse_etl tables: `sync_ledger` (per sync and key: what was last sent, and whether it is confirmed),
+`sync_log` (every outcome of every run, rejected rows included) and `sync_runs` (one row per run).
+
+Created with portable SQL (DuckDB, Postgres and other SQL warehouses). The ledger has no unique
+constraint: one process owns a sync's rows while it runs, and every write replaces a key's row inside one
+transaction (DELETE then INSERT), which also avoids DuckDB's eager unique-index checks on re-inserted keys.
+
+Ledger statuses:
+- `pending`: the row is about to be sent or its send's outcome is unknown (the process died, or a timeout
+  hit after the request left). The next run reads the remote state before deciding anything.
+- `synced`: the API confirmed the row as hashed in `row_hash`.
+- `skipped`: settled without a request (an opt-in the sync may not send); re-evaluated when the row changes.
+- `failed`: the API refused the row (422/404/409...); it is retried on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from destinations.warehouse import Warehouse
+
+SCHEMA = "reverse_etl"
+LEDGER = f"{SCHEMA}.sync_ledger"
+LOG = f"{SCHEMA}.sync_log"
+RUNS = f"{SCHEMA}.sync_runs"
+
+PENDING, SYNCED, SKIPPED, FAILED = "pending", "synced", "skipped", "failed"
+# rows whose ledger entry has one of these statuses and an unchanged source hash are never re-read
+SETTLED = (SYNCED, SKIPPED)
+
+LEDGER_COLUMNS = (
+    "sync_name",
+    "record_key",
+    "status",
+    "row_hash",
+    "source_hash",
+    "payload",
+    "remote_id",
+    "attempts",
+    "last_error",
+    "run_id",
+    "updated_at",
+)
+LOG_COLUMNS = (
+    "run_id",
+    "sync_name",
+    "logged_at",
+    "record_key",
+    "action",
+    "outcome",
+    "http_status",
+    "message",
+    "remote_id",
+)
+RUN_COUNTS = (
+    "rows_read",
+    "rejected",
+    "unchanged",
+    "created",
+    "updated",
+    "opted_out",
+    "opted_in",
+    "labels_changed",
+    "failed",
+    "unknown",
+    "requests",
+    "write_requests",
+)
+
+DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
+        sync_name VARCHAR NOT NULL,
+        record_key VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        row_hash VARCHAR,
+        source_hash VARCHAR,
+        payload VARCHAR,
+        remote_id VARCHAR,
+        attempts INTEGER,
+        last_error VARCHAR,
+        run_id VARCHAR,
+        updated_at TIMESTAMP
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {LOG} (
+        run_id VARCHAR NOT NULL,
+        sync_name VARCHAR NOT NULL,
+        logged_at TIMESTAMP,
+        record_key VARCHAR,
+        action VARCHAR,
+        outcome VARCHAR,
+        http_status INTEGER,
+        message VARCHAR,
+        remote_id VARCHAR
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {RUNS} (
+        run_id VARCHAR NOT NULL,
+        sync_name VARCHAR NOT NULL,
+        target VARCHAR,
+        status VARCHAR,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        duration_seconds DOUBLE PRECISION,
+        {", ".join(f"{name} BIGINT" for name in RUN_COUNTS)},
+        error VARCHAR
+    )""",
+)
+# Postgres plans the fast-path anti-join and key lookups with these; DuckDB's hash joins need none.
+POSTGRES_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS sync_ledger_key ON {LEDGER} (sync_name, record_key)",
+    f"CREATE INDEX IF NOT EXISTS sync_ledger_source_hash ON {LEDGER} (sync_name, source_hash)",
+)
+KEYS_PER_STATEMENT = 500
+
+
+def utcnow() -> datetime:
+    """UTC wall time as a naive timestamp (the TIMESTAMP columns hold UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class LedgerEntry:
+    key: str
+    status: str
+    row_hash: str | None = None
+    source_hash: str | None = None
+    payload: dict[str, Any] | None = None
+    remote_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class LogEntry:
+    key: str | None
+    action: str
+    outcome: str
+    http_status: int | None = None
+    message: str | None = None
+    remote_id: str | None = None
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    sync_name: str
+    target: str
+    started_at: datetime
+    status: str = "running"
+    finished_at: datetime | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def ensure_tables(wh: Warehouse) -> None:
+    for statement in DDL:
+        wh.execute(statement)
+    if wh.dialect == "postgres":
+        for statement in POSTGRES_INDEXES:
+            wh.execute(statement)
+
+
+def tables_exist(wh: Warehouse) -> bool:
+    return wh.table_exists(SCHEMA, "sync_ledger")
+
+
+class Ledger:
+    """Reads and writes one sync's ledger rows and log lines; every write is one transaction."""
+
+    def __init__(self, wh: Warehouse, sync_name: str, run_id: str):
+        self.wh = wh
+        self.sync_name = sync_name
+        self.run_id = run_id
+
+    # -- reads
+
+    def entries(self, keys: Iterable[str]) -> dict[str, LedgerEntry]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, LedgerEntry] = {}
+        for start in range(0, len(keys), KEYS_PER_STATEMENT):
+            chunk = keys[start : start + KEYS_PER_STATEMENT]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.wh.query(
+                f"SELECT * FROM {LEDGER} WHERE sync_name = ? AND record_key IN ({marks})",
+                [self.sync_name, *chunk],
+            )
+            for row in rows:
+                entry = _entry(row)
+                found[entry.key] = entry
+        return found
+
+    def entries_with_status(self, status: str) -> dict[str, LedgerEntry]:
+        rows = self.wh.query(f"SELECT * FROM {LEDGER} WHERE sync_name = ? AND status = ?", [self.sync_name, status])
+        return {entry.key: entry for entry in map(_entry, rows)}
+
+    # -- writes
+
+    def write(
+        self, entries: Sequence[LedgerEntry] = (), logs: Sequence[LogEntry] = (), deletes: Sequence[str] = ()
+    ) -> None:
+        """Replace the ledger rows of `entries`, drop the keys in `deletes` and append `logs`, in one
+        committed transaction."""
+        if not entries and not logs and not deletes:
+            return
+        now = utcnow()
+        with self.wh.transaction():
+            keys = [e.key for e in entries] + list(deletes)
+            for start in range(0, len(keys), KEYS_PER_STATEMENT):
+                chunk = keys[start : start + KEYS_PER_STATEMENT]
+                marks = ", ".join("?" for _ in chunk)
+                self.wh.execute(
+                    f"DELETE FROM {LEDGER} WHERE sync_name = ? AND record_key IN ({marks})",
+                    [self.sync_name, *chunk],
+                )
+            self.wh.insert_rows(
+                LEDGER,
+                LEDGER_COLUMNS,
+                [
+                    (
+                        self.sync_name,
+                        e.key,
+                        e.status,
+                        e.row_hash,
+                        e.source_hash,
+                        None if e.payload is None else json.dumps(e.payload, sort_keys=True, default=str),
+                        e.remote_id,
+                        e.attempts,
+                        None if e.last_error is None else e.last_error[:2000],
+                        self.run_id,
+                        now,
+                    )
+                    for e in entries
+                ],
+            )
+            self.wh.insert_rows(
+                LOG,
+                LOG_COLUMNS,
+                [
+                    (
+                        self.run_id,
+                        self.sync_name,
+                        now,
+                        entry.key,
+                        entry.action,
+                        entry.outcome,
+                        entry.http_status,
+                        None if entry.message is None else entry.message[:2000],
+                        entry.remote_id,
+                    )
+                    for entry in logs
+                ],
+            )
+
+
+def _entry(row: dict[str, Any]) -> LedgerEntry:
+    payload = row.get("payload")
+    return LedgerEntry(
+        key=str(row["record_key"]),
+        status=str(row["status"]),
+        row_hash=row.get("row_hash"),
+        source_hash=row.get("source_hash"),
+        payload=json.loads(payload) if payload else None,
+        remote_id=row.get("remote_id"),
+        attempts=int(row.get("attempts") or 0),
+        last_error=row.get("last_error"),
+    )
+
+
+# --------------------------------------------------------------------------- run history
+
+
+def start_run(wh: Warehouse, record: RunRecord) -> None:
+    """Close runs of this sync that never finished (their process died) and open this one."""
+    with wh.transaction():
+        wh.execute(
+            f"UPDATE {RUNS} SET status = 'failed', error = 'interrupted: the process ended before the run finished' "
+            "WHERE sync_name = ? AND status = 'running'",
+            [record.sync_name],
+        )
+        wh.insert_rows(
+            RUNS,
+            ("run_id", "sync_name", "target", "status", "started_at"),
+            [(record.run_id, record.sync_name, record.target, record.status, record.started_at)],
+        )
+
+
+def finish_run(wh: Warehouse, record: RunRecord) -> None:
+    finished = record.finished_at or utcnow()
+    duration = (finished - record.started_at).total_seconds()
+    sets = ", ".join(f"{name} = ?" for name in RUN_COUNTS)
+    wh.execute(
+        f"UPDATE {RUNS} SET status = ?, finished_at = ?, duration_seconds = ?, error = ?, {sets} WHERE run_id = ?",
+        [
+            record.status,
+            finished,
+            duration,
+            record.error,
+            *(int(record.counts.get(name, 0)) for name in RUN_COUNTS),
+            record.run_id,
+        ],
+    )
