@@ -25,6 +25,7 @@ Ground truth on the state (hold `state.lock` while iterating the live dicts from
 - `messages_by_conversation` -> {display_id: [MessageRow]} ascending id; `messages()` iterates all,
   `message_count()`.
 - `truth_summary()` -> counts (also at GET /_sandbox/truth).
+- `data_changed()`: call it after editing those dicts directly (it drops cached orderings and results).
 - `mutate(new_contacts=3, edited_contacts=5, deleted_contacts=2, new_conversations=2,
   edited_conversations=4, new_messages=10, seed=None)` -> {"new_contacts": [ids], "edited_contacts": [...],
   "deleted_contacts": [...], "new_conversations": [...], "edited_conversations": [...],

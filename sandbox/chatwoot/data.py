@@ -566,8 +566,8 @@ def generate(spec: SizeSpec, seed: int, anchor: int) -> Dataset:
     senders: list[int] = []
     if spec.conversations >= 44 and visible_ids:
         senders += [visible_ids[len(visible_ids) // 3]] * 22
-    while len(senders) < spec.conversations:
-        pool = invisible_ids if invisible_ids and rng.random() < 0.08 else visible_ids
+    while len(senders) < spec.conversations and ids:
+        pool = invisible_ids if invisible_ids and (rng.random() < 0.08 or not visible_ids) else visible_ids
         senders.append(rng.choice(pool))
     latest = anchor - 3600
     drafts = []

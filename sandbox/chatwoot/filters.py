@@ -281,7 +281,7 @@ def _condition(condition: Any, entity: Entity, today: date) -> Predicate:
     if spec.kind == "boolean":
         flag = _parse_bool(str(key), chosen[0])
         if operator == "equal_to":
-            return lambda r: spec.get(r) is flag or spec.get(r) == flag
+            return lambda r: spec.get(r) == flag
         return lambda r: spec.get(r) is not None and spec.get(r) != flag
     if spec.kind == "status":
         statuses = [_text(v) for v in chosen]
