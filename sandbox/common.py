@@ -327,6 +327,10 @@ class FaultLayer:
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                # logged before the client can see the answer, so a test reading the log right after
+                # a response finds its request there
+                entry.status = int(message["status"])
+                state.log.add(entry)
                 if truncate:
                     held.append(message)
                     return
@@ -346,8 +350,8 @@ class FaultLayer:
             await send(message)
 
         await self.app(scope, replay, capture)
-        entry.status = int(status_holder.get("status", 0))
-        state.log.add(entry)
+        if "status" not in status_holder:
+            state.log.add(entry)
 
 
 def admin_routes(state: SandboxState) -> list[BaseRoute]:
