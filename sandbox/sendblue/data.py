@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import phonenumbers
+
 from sandbox.sendblue.timestamps import iso_ms, parse_ms
 
 T = TypeVar("T")
@@ -184,10 +186,13 @@ class SendblueFactory:
                 if exchange % 100 == 11:  # N11 exchanges are not assignable
                     continue
                 number = f"+1{rng.choice(US_AREA_CODES)}{exchange}{rng.randint(0, 9999):04d}"
-            elif r < 0.96:
-                number = f"+447{rng.choice(('911', '700', '400', '123'))}{rng.randint(100000, 999999)}"
             else:
-                number = f"+614{rng.randint(10, 99)}{rng.randint(100000, 999999)}"
+                if r < 0.96:
+                    number = f"+447{rng.choice(('400', '123', '740', '780'))}{rng.randint(100000, 999999)}"
+                else:
+                    number = f"+614{rng.randint(10, 39)}{rng.randint(100000, 999999)}"
+                if not phonenumbers.is_valid_number(phonenumbers.parse(number)):
+                    continue
             if number not in self.taken_phones:
                 self.taken_phones.add(number)
                 return number

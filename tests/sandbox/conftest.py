@@ -129,9 +129,13 @@ def sendblue(sendblue_factory: Callable[..., SendblueHttp]) -> SendblueHttp:
 
 @pytest.fixture(scope="module")
 def sendblue_read() -> Iterator[SendblueHttp]:
-    """One small Sendblue simulator shared by a module's read-only tests (they must not change it)."""
+    """One small Sendblue simulator shared by a module's read-only tests (they must not change it).
+
+    Its 100-per-10-seconds budget on /api/v2/messages is off so that many tests can walk the messages;
+    the rate-limit tests use a fresh simulator with the default budget.
+    """
     from sandbox.sendblue import create_app
 
-    client = SendblueHttp(serve_in_thread(create_app("small", 0)))
+    client = SendblueHttp(serve_in_thread(create_app("small", 0, messages_rate_limit=0)))
     yield client
     client.close()
