@@ -89,13 +89,19 @@ def _shutdown(aclient: Any, loop: Any) -> None:
 # ------------------------------------------------------------------------------------------ contacts
 
 
+def is_listed(contact: Mapping[str, Any]) -> bool:
+    """`Contact.resolved_contacts`: list, filter and search only return contacts with one of these."""
+    return bool(contact.get("email") or contact.get("phone_number") or contact.get("identifier"))
+
+
 def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     """Every listed contact (full walk, the API has no change feed for contacts), then deletions.
 
-    Contacts loaded before and missing from a complete walk are looked up by id: a 404 means deleted and
-    yields a tombstone (`_deleted` true, which dlt's hard_delete hint turns into a DELETE); a contact that
-    still exists (skipped by offset paging because of a concurrent delete or created_at ties, or no longer
-    listed because it lost its email, phone and identifier) is loaded from that lookup instead.
+    Contacts loaded before and missing from a complete walk are looked up by id. A 404 (deleted), or a
+    contact that lost its email, phone number and identifier (Chatwoot stops listing those), yields a
+    tombstone: `_deleted` true, which dlt's hard_delete hint turns into a DELETE, so the table always
+    holds what a fresh full load would. A contact that is still listable was only skipped because a
+    concurrent delete shifted the offset pages, and is loaded from that lookup instead.
     `state["contact_ids"]` holds the ids loaded so far.
     """
     known = set(state.get("contact_ids") or [])
@@ -119,13 +125,13 @@ def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[lis
     tombstones: list[dict[str, Any]] = []
     still_there: list[dict[str, Any]] = []
     for contact_id, result in client.contacts_by_id(vanished):
-        if isinstance(result, ChatwootNotFoundError):
-            tombstones.append({"id": contact_id, cs.DELETED_COLUMN: True})
-        elif isinstance(result, BaseException):
+        if isinstance(result, BaseException) and not isinstance(result, ChatwootNotFoundError):
             raise result
-        else:
+        if isinstance(result, dict) and is_listed(result):
             still_there.append(result)
             seen.add(contact_id)
+        else:
+            tombstones.append({"id": contact_id, cs.DELETED_COLUMN: True})
     if still_there:
         yield contact_rows(still_there)
     if tombstones:
