@@ -42,11 +42,13 @@ LOOKUP_KEYS_PER_REQUEST = 15
 SCALAR_FIELDS = ("name", "email", "phone_number", "identifier")
 
 
-def open_client(settings: ChatwootSettings | None = None) -> AsyncChatwootClient:
+def open_client(settings: ChatwootSettings | None = None, **overrides: Any) -> AsyncChatwootClient:
+    """The source's client, from `[sources.chatwoot]` config; `overrides` (e.g. rate_limit_per_minute)
+    replace config values."""
     if settings is None:
         from sources.chatwoot.helpers import settings_from_config
 
-        settings = settings_from_config()
+        settings = settings_from_config(**overrides)
     return AsyncChatwootClient(settings)
 
 
@@ -113,7 +115,6 @@ class ChatwootContactsWriter:
         match_on: str,
         mode: str = "upsert",
         concurrency: int = 4,
-        rate_limit_per_minute: int = 0,
         nulls_erase: bool = False,
         labels_mode: str = "union",
         index: dict[str, str | None] | None = None,
@@ -124,7 +125,7 @@ class ChatwootContactsWriter:
         self.concurrency = concurrency
         self.nulls_erase = nulls_erase
         self.labels_mode = labels_mode
-        self.pacer = Pacer(rate_limit_per_minute)
+        self.pacer = Pacer()
         self.directory = ContactDirectory(client, self.pacer, match_on, index)
 
     @property
@@ -317,13 +318,12 @@ class ChatwootContactLabelsWriter:
         *,
         match_on: str,
         concurrency: int = 4,
-        rate_limit_per_minute: int = 0,
         index: dict[str, str | None] | None = None,
     ):
         self.client = client
         self.match_on = match_on
         self.concurrency = concurrency
-        self.pacer = Pacer(rate_limit_per_minute)
+        self.pacer = Pacer()
         self.directory = ContactDirectory(client, self.pacer, match_on, index)
 
     @property

@@ -89,22 +89,16 @@ def result_from_error(key: str, action: str, exc: ApiError, *, may_have_applied:
 
 
 class Pacer:
-    """The sync's own request budget (`rate_limit_per_minute`) on top of the client's shared limiters,
-    and the count of state-changing requests a writer sent."""
+    """Counts the state-changing requests a writer sends (reads are not counted). Rate limiting is the
+    client's: the sync's rate_limit_per_minute configures the client's shared limiter."""
 
-    def __init__(self, per_minute: int):
-        from sources.common.http import RateLimiter
-
-        self._limiter = RateLimiter(per_minute, 60.0) if per_minute > 0 else None
+    def __init__(self) -> None:
         self.write_requests = 0
 
     async def read(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        return None
 
     async def write(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
         self.write_requests += 1
 
 

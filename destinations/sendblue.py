@@ -6,13 +6,14 @@ return one `RowResult` per row (see destinations/reverse_etl.py). What Sendblue'
 - Creates go through `POST /api/v2/contacts/bulk` (one request per batch of at most 500). Bulk items take
   only phone, names, company, tags and custom variables, so `assigned_to_email` and `sendblue_number`
   follow as a PUT and `opt_out` through the opt-out endpoint. Bulk duplicate handling is undocumented:
-  rows missing from the answer, or a batch refused as a whole (4xx), are created one by one with
+  a row missing from the answer (the phone most likely exists) gets a full PUT in upsert mode (a 404
+  there creates it alone); a batch refused as a whole (4xx) is created row by row with
   `POST /api/v2/contacts` (`update_if_exists` in upsert mode; a 409 in create_only mode is a row error).
 - Bulk create is not known to be idempotent, so a timeout, dropped connection or 5xx leaves its rows'
   outcome unknown; the engine then asks for `check`, which reads `GET /api/v2/contacts/{phone}` and
   sends only what is still missing.
-- Updates are partial PUTs of the fields that changed; custom variables merge server-side, and Sendblue
-  has no way to delete one, so an erased variable is set to "".
+- Updates are partial PUTs of the fields that changed; custom variables merge server-side, so an erased
+  variable (nulls_erase) is sent as null, and an erased text field as null.
 - Opt-outs are sticky: a row never opts a number back in unless the sync sets allow_opt_in, and then only
   when the number is known to be opted out (last sent so, or read so).
 """
@@ -45,11 +46,13 @@ BULK_TEXT_FIELDS = ("first_name", "last_name", "company_name")
 AFTER_CREATE_FIELDS = ("assigned_to_email", "sendblue_number")
 
 
-def open_client(settings: SendblueSettings | None = None) -> AsyncSendblueClient:
+def open_client(settings: SendblueSettings | None = None, **overrides: Any) -> AsyncSendblueClient:
+    """The source's client, from `[sources.sendblue]` config; `overrides` (e.g. rate_limit_per_minute)
+    replace config values."""
     if settings is None:
         from sources.sendblue.helpers import settings_from_config
 
-        settings = settings_from_config()
+        settings = settings_from_config(**overrides)
     return AsyncSendblueClient(settings)
 
 
@@ -76,8 +79,8 @@ def contact_changes(
         nulls_erase=nulls_erase,
     )
     if to_set or to_erase:
-        # Sendblue merges custom_variables and documents no delete: "" is the closest to erased
-        body["custom_variables"] = {**to_set, **{k: "" for k in to_erase}}
+        # custom_variables merge server-side; a null value is the only way to ask for a label's removal
+        body["custom_variables"] = {**to_set, **dict.fromkeys(to_erase)}
     return body
 
 
@@ -107,7 +110,6 @@ class SendblueContactsWriter:
         *,
         mode: str = "upsert",
         concurrency: int = 4,
-        rate_limit_per_minute: int = 0,
         nulls_erase: bool = False,
         allow_opt_in: bool = False,
     ):
@@ -116,7 +118,7 @@ class SendblueContactsWriter:
         self.concurrency = concurrency
         self.nulls_erase = nulls_erase
         self.allow_opt_in = allow_opt_in
-        self.pacer = Pacer(rate_limit_per_minute)
+        self.pacer = Pacer()
 
     @property
     def write_requests(self) -> int:
@@ -194,6 +196,10 @@ class SendblueContactsWriter:
         created = [i for i in items if i.key in by_phone]
         missing = [i for i in items if i.key not in by_phone]
         results = await run_each(created, lambda i: self._after_create(i, by_phone[i.key]), self.concurrency)
+        if self.mode == "upsert":
+            # skipped by the bulk import, most likely because the phone exists: a full PUT makes it equal
+            # the row (a 404 there creates it one by one)
+            return results + await run_each(missing, lambda i: self._update(i, None, False), self.concurrency)
         return results + await self._one_by_one(missing)
 
     async def _one_by_one(self, items: list[WorkItem]) -> list[RowResult]:
@@ -279,12 +285,12 @@ class SendblueOptOutsWriter:
     target = "sendblue.opt_outs"
 
     def __init__(
-        self, client: AsyncSendblueClient, *, concurrency: int = 4, rate_limit_per_minute: int = 0, allow_opt_in: bool = False
+        self, client: AsyncSendblueClient, *, concurrency: int = 4, allow_opt_in: bool = False
     ):
         self.client = client
         self.concurrency = concurrency
         self.allow_opt_in = allow_opt_in
-        self.pacer = Pacer(rate_limit_per_minute)
+        self.pacer = Pacer()
 
     @property
     def write_requests(self) -> int:

@@ -22,8 +22,6 @@ TARGETS: tuple[str, ...] = ("sendblue.contacts", "sendblue.opt_outs", "chatwoot.
 SENDBLUE_BULK_MAX = 500
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_CONCURRENCY = 4
-# Chatwoot's rack-attack default is 3000/min per IP but self-hosted guides suggest 300; stay well under it.
-DEFAULT_RATE_LIMIT_PER_MINUTE = {"chatwoot": 240, "sendblue": 1200}
 # bump when the meaning of a ledger hash changes, so every row is re-evaluated once
 LEDGER_FORMAT = 1
 
@@ -104,13 +102,6 @@ class SyncConfig(BaseModel):
         if self.target == "sendblue.contacts":
             return min(self.batch_size, SENDBLUE_BULK_MAX)
         return self.batch_size
-
-    @property
-    def effective_rate_limit(self) -> int:
-        """Requests per minute this sync may send (0 = no limit of its own beyond the client's)."""
-        if self.rate_limit_per_minute is not None:
-            return self.rate_limit_per_minute
-        return DEFAULT_RATE_LIMIT_PER_MINUTE[self.api]
 
     def source_sql(self) -> str:
         """The SQL that yields the desired rows."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from destinations.warehouse import Warehouse, quote_ident, strip_statement
 from pipelines.sync.config import SyncConfig
-from pipelines.sync.ledger import LEDGER, SETTLED, SYNCED
+from pipelines.sync.ledger import SETTLED, SYNCED
 from pipelines.sync.rows import key_columns
 
 HASH_COLUMN = "_sb_source_hash"
@@ -40,7 +40,15 @@ def infer_match_on(columns: Iterable[str]) -> str | None:
 class DesiredRows:
     """One run's view of the desired rows. Use as a context manager; the temporary table is dropped after."""
 
-    def __init__(self, wh: Warehouse, config: SyncConfig, match_on: str | None, run_id: str, ledger_exists: bool):
+    def __init__(
+        self,
+        wh: Warehouse,
+        config: SyncConfig,
+        match_on: str | None,
+        run_id: str,
+        ledger_table: str | None,
+    ):
+        """`ledger_table`: the sync_ledger table, or None when it does not exist yet (a first dry run)."""
         self.wh = wh
         self.config = config
         self.sql = strip_statement(config.source_sql())
@@ -52,7 +60,7 @@ class DesiredRows:
                 f"the query of sync {config.name!r} has no column {', '.join(missing)} "
                 f"(it yields: {', '.join(self.columns) or 'no columns'})"
             )
-        self.ledger_exists = ledger_exists
+        self.ledger_table = ledger_table
         self.temp_table = f"switchboard_desired_{run_id.replace('-', '')[:16]}"
         self.use_temp = wh.dialect in ("duckdb", "postgres")
         self._relation = ""
@@ -120,10 +128,10 @@ class DesiredRows:
             f"GROUP BY x.{KEY_COLUMN} HAVING COUNT(*) > 1)",
         ]
         params: list[Any] = []
-        if self.ledger_exists:
+        if self.ledger_table:
             settled = "(" + ", ".join(f"'{status}'" for status in SETTLED) + ")"
             conditions.append(
-                f"NOT EXISTS (SELECT 1 FROM {LEDGER} AS l WHERE l.sync_name = ? AND l.status IN {settled} "
+                f"NOT EXISTS (SELECT 1 FROM {self.ledger_table} AS l WHERE l.sync_name = ? AND l.status IN {settled} "
                 f"AND l.source_hash = d.{HASH_COLUMN})"
             )
             params.append(self.config.name)
@@ -150,10 +158,10 @@ class DesiredRows:
 
     def vanished_ledger_entries(self) -> list[dict[str, Any]]:
         """Synced ledger entries whose row is no longer in the query (for `remove = true`)."""
-        if not self.ledger_exists:
+        if not self.ledger_table:
             return []
         return self.wh.query(
-            f"SELECT l.record_key, l.payload, l.remote_id FROM {LEDGER} AS l WHERE l.sync_name = ? "
+            f"SELECT l.record_key, l.payload, l.remote_id FROM {self.ledger_table} AS l WHERE l.sync_name = ? "
             f"AND l.status = '{SYNCED}' AND NOT EXISTS "
             f"(SELECT 1 FROM {self._relation} AS d WHERE d.{HASH_COLUMN} = l.source_hash)",
             [self.config.name],

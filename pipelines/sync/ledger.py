@@ -16,6 +16,7 @@ Ledger statuses:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +24,7 @@ from typing import Any
 
 from destinations.warehouse import Warehouse
 
-SCHEMA = "reverse_etl"
-LEDGER = f"{SCHEMA}.sync_ledger"
-LOG = f"{SCHEMA}.sync_log"
-RUNS = f"{SCHEMA}.sync_runs"
+DEFAULT_SCHEMA = "reverse_etl"
 
 PENDING, SYNCED, SKIPPED, FAILED = "pending", "synced", "skipped", "failed"
 # rows whose ledger entry has one of these statuses and an unchanged source hash are never re-read
@@ -71,49 +69,84 @@ RUN_COUNTS = (
     "write_requests",
 )
 
-DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
-        sync_name VARCHAR NOT NULL,
-        record_key VARCHAR NOT NULL,
-        status VARCHAR NOT NULL,
-        row_hash VARCHAR,
-        source_hash VARCHAR,
-        payload VARCHAR,
-        remote_id VARCHAR,
-        attempts INTEGER,
-        last_error VARCHAR,
-        run_id VARCHAR,
-        updated_at TIMESTAMP
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {LOG} (
-        run_id VARCHAR NOT NULL,
-        sync_name VARCHAR NOT NULL,
-        logged_at TIMESTAMP,
-        record_key VARCHAR,
-        action VARCHAR,
-        outcome VARCHAR,
-        http_status INTEGER,
-        message VARCHAR,
-        remote_id VARCHAR
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {RUNS} (
-        run_id VARCHAR NOT NULL,
-        sync_name VARCHAR NOT NULL,
-        target VARCHAR,
-        status VARCHAR,
-        started_at TIMESTAMP,
-        finished_at TIMESTAMP,
-        duration_seconds DOUBLE PRECISION,
-        {", ".join(f"{name} BIGINT" for name in RUN_COUNTS)},
-        error VARCHAR
-    )""",
-)
-# Postgres plans the fast-path anti-join and key lookups with these; DuckDB's hash joins need none.
-POSTGRES_INDEXES = (
-    f"CREATE INDEX IF NOT EXISTS sync_ledger_key ON {LEDGER} (sync_name, record_key)",
-    f"CREATE INDEX IF NOT EXISTS sync_ledger_source_hash ON {LEDGER} (sync_name, source_hash)",
-)
+
+@dataclass(frozen=True)
+class Tables:
+    """The reverse_etl tables of one schema: `reverse_etl` unless `[reverse_etl] schema` says otherwise
+    (env REVERSE_ETL__SCHEMA), so a test or a second environment can keep its own."""
+
+    schema: str = DEFAULT_SCHEMA
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.schema):
+            raise ValueError(f"reverse_etl.schema must be a plain schema name, got {self.schema!r}")
+
+    @classmethod
+    def from_config(cls) -> Tables:
+        import dlt
+
+        return cls(str(dlt.config.get("reverse_etl.schema") or DEFAULT_SCHEMA))
+
+    @property
+    def ledger(self) -> str:
+        return f"{self.schema}.sync_ledger"
+
+    @property
+    def log(self) -> str:
+        return f"{self.schema}.sync_log"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.schema}.sync_runs"
+
+    def ddl(self) -> list[str]:
+        return [
+            f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
+            f"""CREATE TABLE IF NOT EXISTS {self.ledger} (
+                sync_name VARCHAR NOT NULL,
+                record_key VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                row_hash VARCHAR,
+                source_hash VARCHAR,
+                payload VARCHAR,
+                remote_id VARCHAR,
+                attempts INTEGER,
+                last_error VARCHAR,
+                run_id VARCHAR,
+                updated_at TIMESTAMP
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS {self.log} (
+                run_id VARCHAR NOT NULL,
+                sync_name VARCHAR NOT NULL,
+                logged_at TIMESTAMP,
+                record_key VARCHAR,
+                action VARCHAR,
+                outcome VARCHAR,
+                http_status INTEGER,
+                message VARCHAR,
+                remote_id VARCHAR
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS {self.runs} (
+                run_id VARCHAR NOT NULL,
+                sync_name VARCHAR NOT NULL,
+                target VARCHAR,
+                status VARCHAR,
+                started_at TIMESTAMP,
+                finished_at TIMESTAMP,
+                duration_seconds DOUBLE PRECISION,
+                {", ".join(f"{name} BIGINT" for name in RUN_COUNTS)},
+                error VARCHAR
+            )""",
+        ]
+
+    def postgres_indexes(self) -> list[str]:
+        # Postgres plans the fast-path anti-join and key lookups with these; DuckDB's hash joins need none
+        return [
+            f"CREATE INDEX IF NOT EXISTS sync_ledger_key ON {self.ledger} (sync_name, record_key)",
+            f"CREATE INDEX IF NOT EXISTS sync_ledger_source_hash ON {self.ledger} (sync_name, source_hash)",
+        ]
+
+
 KEYS_PER_STATEMENT = 500
 
 
@@ -156,23 +189,24 @@ class RunRecord:
     error: str | None = None
 
 
-def ensure_tables(wh: Warehouse) -> None:
-    for statement in DDL:
+def ensure_tables(wh: Warehouse, tables: Tables) -> None:
+    for statement in tables.ddl():
         wh.execute(statement)
     if wh.dialect == "postgres":
-        for statement in POSTGRES_INDEXES:
+        for statement in tables.postgres_indexes():
             wh.execute(statement)
 
 
-def tables_exist(wh: Warehouse) -> bool:
-    return wh.table_exists(SCHEMA, "sync_ledger")
+def tables_exist(wh: Warehouse, tables: Tables) -> bool:
+    return wh.table_exists(tables.schema, "sync_ledger")
 
 
 class Ledger:
     """Reads and writes one sync's ledger rows and log lines; every write is one transaction."""
 
-    def __init__(self, wh: Warehouse, sync_name: str, run_id: str):
+    def __init__(self, wh: Warehouse, tables: Tables, sync_name: str, run_id: str):
         self.wh = wh
+        self.tables = tables
         self.sync_name = sync_name
         self.run_id = run_id
 
@@ -185,7 +219,7 @@ class Ledger:
             chunk = keys[start : start + KEYS_PER_STATEMENT]
             marks = ", ".join("?" for _ in chunk)
             rows = self.wh.query(
-                f"SELECT * FROM {LEDGER} WHERE sync_name = ? AND record_key IN ({marks})",
+                f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND record_key IN ({marks})",
                 [self.sync_name, *chunk],
             )
             for row in rows:
@@ -194,7 +228,9 @@ class Ledger:
         return found
 
     def entries_with_status(self, status: str) -> dict[str, LedgerEntry]:
-        rows = self.wh.query(f"SELECT * FROM {LEDGER} WHERE sync_name = ? AND status = ?", [self.sync_name, status])
+        rows = self.wh.query(
+            f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND status = ?", [self.sync_name, status]
+        )
         return {entry.key: entry for entry in map(_entry, rows)}
 
     # -- writes
@@ -213,11 +249,11 @@ class Ledger:
                 chunk = keys[start : start + KEYS_PER_STATEMENT]
                 marks = ", ".join("?" for _ in chunk)
                 self.wh.execute(
-                    f"DELETE FROM {LEDGER} WHERE sync_name = ? AND record_key IN ({marks})",
+                    f"DELETE FROM {self.tables.ledger} WHERE sync_name = ? AND record_key IN ({marks})",
                     [self.sync_name, *chunk],
                 )
             self.wh.insert_rows(
-                LEDGER,
+                self.tables.ledger,
                 LEDGER_COLUMNS,
                 [
                     (
@@ -237,7 +273,7 @@ class Ledger:
                 ],
             )
             self.wh.insert_rows(
-                LOG,
+                self.tables.log,
                 LOG_COLUMNS,
                 [
                     (
@@ -273,27 +309,27 @@ def _entry(row: dict[str, Any]) -> LedgerEntry:
 # --------------------------------------------------------------------------- run history
 
 
-def start_run(wh: Warehouse, record: RunRecord) -> None:
+def start_run(wh: Warehouse, tables: Tables, record: RunRecord) -> None:
     """Close runs of this sync that never finished (their process died) and open this one."""
     with wh.transaction():
         wh.execute(
-            f"UPDATE {RUNS} SET status = 'failed', error = 'interrupted: the process ended before the run finished' "
+            f"UPDATE {tables.runs} SET status = 'failed', error = 'interrupted: the process ended before the run finished' "
             "WHERE sync_name = ? AND status = 'running'",
             [record.sync_name],
         )
         wh.insert_rows(
-            RUNS,
+            tables.runs,
             ("run_id", "sync_name", "target", "status", "started_at"),
             [(record.run_id, record.sync_name, record.target, record.status, record.started_at)],
         )
 
 
-def finish_run(wh: Warehouse, record: RunRecord) -> None:
+def finish_run(wh: Warehouse, tables: Tables, record: RunRecord) -> None:
     finished = record.finished_at or utcnow()
     duration = (finished - record.started_at).total_seconds()
     sets = ", ".join(f"{name} = ?" for name in RUN_COUNTS)
     wh.execute(
-        f"UPDATE {RUNS} SET status = ?, finished_at = ?, duration_seconds = ?, error = ?, {sets} WHERE run_id = ?",
+        f"UPDATE {tables.runs} SET status = ?, finished_at = ?, duration_seconds = ?, error = ?, {sets} WHERE run_id = ?",
         [
             record.status,
             finished,

@@ -37,6 +37,7 @@ from pipelines.sync.ledger import (
     LedgerEntry,
     LogEntry,
     RunRecord,
+    Tables,
     ensure_tables,
     finish_run,
     start_run,
@@ -112,7 +113,9 @@ def _remote_index(wh: Warehouse, config: SyncConfig, match_on: str | None, keys:
     return index
 
 
-def build_plan(wh: Warehouse, config: SyncConfig, run_id: str, ledger_exists: bool) -> tuple[Plan, dict[str, str | None] | None]:
+def build_plan(
+    wh: Warehouse, config: SyncConfig, run_id: str, tables: Tables, ledger_exists: bool
+) -> tuple[Plan, dict[str, str | None] | None]:
     """The diff of this run, and the remote index (loaded-table ids) the writer may use."""
     columns = wh.query_columns(config.source_sql())
     match_on = config.match_on or (infer_match_on(columns) if config.api == "chatwoot" else None)
@@ -121,8 +124,8 @@ def build_plan(wh: Warehouse, config: SyncConfig, run_id: str, ledger_exists: bo
             f"sync {config.name!r}: set match_on (identifier, email or phone_number); the query has none of those columns"
         )
     plan = Plan(config=config, match_on=match_on)
-    ledger = Ledger(wh, config.name, run_id)
-    with DesiredRows(wh, config, match_on, run_id, ledger_exists) as desired:
+    ledger = Ledger(wh, tables, config.name, run_id)
+    with DesiredRows(wh, config, match_on, run_id, tables.ledger if ledger_exists else None) as desired:
         plan.rows_read = desired.count()
         candidates = desired.candidates()
         known = set(model_fields(config.target)) | {match_on or ""}
@@ -321,37 +324,38 @@ def _log(result: RowResult, action: str) -> LogEntry:
 
 def make_writer(config: SyncConfig, match_on: str | None, index: dict[str, str | None] | None) -> Writer:
     """The writer of the sync's target, on a fresh client of the same kind the source uses."""
-    rate = config.effective_rate_limit
+    # the sync's rate_limit_per_minute (when set) becomes the client's shared limiter
+    overrides: dict[str, Any] = {}
+    if config.rate_limit_per_minute:
+        overrides["rate_limit_per_minute"] = config.rate_limit_per_minute
     if config.api == "sendblue":
         from destinations import sendblue
 
-        client = sendblue.open_client()
+        client = sendblue.open_client(**overrides)
         if config.target == "sendblue.opt_outs":
             return sendblue.SendblueOptOutsWriter(
-                client, concurrency=config.concurrency, rate_limit_per_minute=rate, allow_opt_in=config.allow_opt_in
+                client, concurrency=config.concurrency, allow_opt_in=config.allow_opt_in
             )
         return sendblue.SendblueContactsWriter(
             client,
             mode=config.mode,
             concurrency=config.concurrency,
-            rate_limit_per_minute=rate,
             nulls_erase=config.nulls_erase,
             allow_opt_in=config.allow_opt_in,
         )
     from destinations import chatwoot
 
     assert match_on is not None
-    cw_client = chatwoot.open_client()
+    cw_client = chatwoot.open_client(**overrides)
     if config.target == "chatwoot.contact_labels":
         return chatwoot.ChatwootContactLabelsWriter(
-            cw_client, match_on=match_on, concurrency=config.concurrency, rate_limit_per_minute=rate, index=index
+            cw_client, match_on=match_on, concurrency=config.concurrency, index=index
         )
     return chatwoot.ChatwootContactsWriter(
         cw_client,
         match_on=match_on,
         mode=config.mode,
         concurrency=config.concurrency,
-        rate_limit_per_minute=rate,
         nulls_erase=config.nulls_erase,
         labels_mode=config.labels_mode,
         index=index,
@@ -407,13 +411,14 @@ def run_sync(
     record = RunRecord(run_id, config.name, config.target, utcnow())
     recording = False
     try:
+        tables = Tables.from_config()
         if dry_run:
-            ledger_exists = tables_exist(wh)
+            ledger_exists = tables_exist(wh, tables)
         else:
-            ensure_tables(wh)
-            start_run(wh, record)
+            ensure_tables(wh, tables)
+            start_run(wh, tables, record)
             recording, ledger_exists = True, True
-        plan, index = build_plan(wh, config, run_id, ledger_exists)
+        plan, index = build_plan(wh, config, run_id, tables, ledger_exists)
         result.plan = plan
         out(plan.render())
         counts: dict[str, int] = {
@@ -426,7 +431,7 @@ def run_sync(
             out(f"dry run: nothing sent ({plan.sends} rows would be sent)")
             return result
 
-        ledger = Ledger(wh, config.name, run_id)
+        ledger = Ledger(wh, tables, config.name, run_id)
         ledger.write(
             entries=plan.refresh + [_skip_entry(s.row, plan.entries.get(s.row.key), s.reason) for s in plan.skips],
             logs=[LogEntry(r.key, "validate", "rejected", None, r.reason) for r in plan.rejects]
@@ -463,7 +468,7 @@ def run_sync(
         if recording:
             record.status, record.counts, record.error = result.status, result.counts, result.error
             try:
-                finish_run(wh, record)
+                finish_run(wh, tables, record)
             except WarehouseError:
                 pass
         if opened:
