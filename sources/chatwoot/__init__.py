@@ -127,7 +127,10 @@ def inboxes(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
 @dlt.resource(**_hints("conversations"))
 def conversations(client: ChatwootClient, settings: ChatwootSettings) -> Iterator[list[dict[str, Any]]]:
     """Conversations of every status: a full walk first, then `updated_within` windows (merge on id)."""
-    yield from conversation_pages(client, settings, dlt.current.resource_state())
+    # the listing also feeds `messages`; when only one of the two is loaded, only its cursor moves
+    selected = dlt.current.source().selected_resources
+    consumers = [name for name in ("conversations", "messages") if name in selected]
+    yield from conversation_pages(client, settings, dlt.current.resource_state(), consumers)
 
 
 @dlt.transformer(**_hints("messages"))

@@ -231,6 +231,7 @@ def conversation_pages(
     client: ChatwootClient,
     settings: ChatwootSettings,
     state: dict[str, Any],
+    consumers: Iterable[str] = ("conversations",),
     clock: Callable[[], float] = time.time,
 ) -> Iterator[list[dict[str, Any]]]:
     """Conversations of every status. The first run walks them all; later runs ask `updated_within` for
@@ -238,14 +239,19 @@ def conversation_pages(
     server clock skew does not matter), and fall back to the full walk when that window exceeds
     `conversations_max_updated_within_seconds`. Rows are merged on id, so the overlap is harmless.
 
-    State: `listing_started_at` (our clock, only advanced by a listing that completed), `updated_at_cursor`
-    (the highest updated_at loaded), `last_listing` ("full" or "window:<seconds>").
+    `consumers` are the tables this listing feeds in this run (`conversations`, `messages`, or both when
+    one of them is loaded alone): each keeps its own start time, so loading one never makes the other
+    skip changes. State: `listing_started_at` {consumer: our clock when its last complete listing
+    started}, `updated_at_cursor` (the highest updated_at loaded), `last_listing` ("full" or
+    "window:<seconds>").
     """
+    consumers = sorted(set(consumers)) or ["conversations"]
     started = clock()
-    previous = state.get("listing_started_at")
+    starts: dict[str, float] = state.setdefault("listing_started_at", {})
     window: int | None = None
-    if previous is not None:
-        window = math.ceil(started - float(previous)) + settings.conversations_safety_margin_seconds
+    if all(name in starts for name in consumers):
+        since = min(float(starts[name]) for name in consumers)
+        window = math.ceil(started - since) + settings.conversations_safety_margin_seconds
         if window > settings.conversations_max_updated_within_seconds:
             log.info("Chatwoot conversations: %ss since the last run, walking them all", window)
             window = None
@@ -266,7 +272,8 @@ def conversation_pages(
             cursor = _max_cursor(cursor, rows)
             yield rows
     if complete:
-        state["listing_started_at"] = started
+        for name in consumers:
+            starts[name] = started
         state["updated_at_cursor"] = cursor
         state["last_listing"] = "full" if window is None else f"window:{window}"
 

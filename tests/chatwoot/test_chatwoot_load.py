@@ -20,7 +20,10 @@ def counts(state: Any) -> dict[str, int]:
     return {key.replace(prefix, ""): n for key, n in state.log.counts().items()}
 
 
-def assert_tables_equal_truth(wh: Any, state: Any) -> None:
+ALL_TABLES = ("contacts", "contact_labels", "labels", "inboxes", "conversations", "messages")
+
+
+def assert_tables_equal_truth(wh: Any, state: Any, tables: tuple[str, ...] = ALL_TABLES) -> None:
     with state.lock:
         visible = {c["id"]: c for c in state.visible_contacts()}
         label_pairs = state.contact_labels()
@@ -29,6 +32,22 @@ def assert_tables_equal_truth(wh: Any, state: Any) -> None:
         account_labels = state.account_label_titles()
         inbox_ids = set(state.inboxes)
 
+    if "contacts" in tables:
+        assert_contacts_equal_truth(wh, visible)
+    if "contact_labels" in tables:
+        assert set(wh.rows("SELECT contact_id, label FROM chatwoot.contact_labels")) == label_pairs
+    if "labels" in tables:
+        assert {row[0] for row in wh.rows("SELECT title FROM chatwoot.labels")} == account_labels
+    if "inboxes" in tables:
+        assert wh.ids("inboxes") == inbox_ids
+    if "conversations" in tables:
+        assert_conversations_equal_truth(wh, conversations)
+    if "messages" in tables:
+        assert set(wh.rows("SELECT id, conversation_id FROM chatwoot.messages")) == messages
+        assert wh.count("messages") == len(messages)
+
+
+def assert_contacts_equal_truth(wh: Any, visible: dict[int, dict[str, Any]]) -> None:
     # every visible contact once, with its current attributes
     loaded = {
         row[0]: row[1:]
@@ -51,10 +70,8 @@ def assert_tables_equal_truth(wh: Any, state: Any) -> None:
         # last_activity_at is omitted from the JSON when null: it must load as NULL, not fail or default
         assert last_activity == contact["last_activity_at"]
 
-    assert set(wh.rows("SELECT contact_id, label FROM chatwoot.contact_labels")) == label_pairs
-    assert {row[0] for row in wh.rows("SELECT title FROM chatwoot.labels")} == account_labels
-    assert wh.ids("inboxes") == inbox_ids
 
+def assert_conversations_equal_truth(wh: Any, conversations: dict[int, dict[str, Any]]) -> None:
     # every conversation of every status, its contact from meta.sender and the float updated_at
     loaded_convs = {
         row[0]: row[1:]
@@ -65,9 +82,6 @@ def assert_tables_equal_truth(wh: Any, state: Any) -> None:
         status, contact_id, updated = loaded_convs[cid]
         assert (status, contact_id) == (conv["status"], conv["contact_id"])
         assert abs(updated - conv["updated_at"]) < 1e-5
-
-    assert set(wh.rows("SELECT id, conversation_id FROM chatwoot.messages")) == messages
-    assert wh.count("messages") == len(messages)
 
 
 def test_full_load_equals_ground_truth(chatwoot_server, warehouse, settings_for):
@@ -181,3 +195,30 @@ def test_window_too_large_falls_back_to_the_full_walk(chatwoot_server, warehouse
     assert len(listings) == len(state.conversations) // 10 + 1
     assert warehouse.ids("conversations") == set(state.conversations)
     assert warehouse.state("conversations")["last_listing"] == "full"
+
+
+def test_loading_messages_alone_does_not_make_conversations_skip_changes(
+    chatwoot_server, warehouse, settings_for
+):
+    """The conversations listing feeds both tables; each keeps its own window start, so a run that loads
+    only `messages` leaves the conversations window where the last conversations load put it."""
+    server = chatwoot_server("small", seed=7)
+    state = server.state
+    settings = settings_for(server.url, conversations_safety_margin_seconds=0)
+    warehouse.load(settings)
+    real_clock = state.clock
+    state.clock = lambda: real_clock() - 5  # the edits happened a few seconds before the next run
+    summary = state.mutate(new_contacts=0, edited_contacts=0, deleted_contacts=0, new_conversations=1,
+                           edited_conversations=5, new_messages=6, seed=3)
+    state.clock = real_clock
+
+    warehouse.load(settings, resources=("messages",))
+    assert warehouse.ids("messages") == {m.id for m in state.messages()}
+    stale = dict(warehouse.rows("SELECT id, epoch(updated_at) FROM chatwoot.conversations"))
+    assert any(stale.get(cid) != state.conversations[cid]["updated_at"] for cid in summary["touched_conversations"])
+
+    state.log.clear()
+    warehouse.load(settings, resources=("conversations",))
+    [listing] = state.log.matching(route=CONVERSATIONS)
+    assert listing.param("updated_within") is not None
+    assert_tables_equal_truth(warehouse, state, tables=("conversations", "messages"))
