@@ -7,7 +7,8 @@ Put a one-line file in your DAGs folder (`from pipelines.airflow_dag import dag 
 
 - `SWITCHBOARD_DESTINATION`: `duckdb` (default), `postgres` or another dlt destination name;
 - `SWITCHBOARD_SCHEDULE`: a cron expression or preset (default `@daily`);
-- `SWITCHBOARD_SYNCS`: comma-separated sync names to run after the loads (default: every `[syncs.*]`).
+- `SWITCHBOARD_SYNCS`: comma-separated sync names to run after the loads (default: every `[syncs.*]`);
+- `SWITCHBOARD_TASK_RETRIES`: Airflow retries per task (default 1, five minutes apart).
 
 Each source is its own dlt `PipelineTasksGroup`, so the two pipelines keep separate state. The groups
 wipe their local working folder after every task (`wipe_local_data=True`): every run starts as on an
@@ -92,7 +93,10 @@ def _run_sync(name: str) -> dict[str, Any]:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "retries": int(os.environ.get("SWITCHBOARD_TASK_RETRIES", "1")),
+        "retry_delay": timedelta(minutes=5),
+    },
     tags=["switchboard", "dlt"],
 )
 def switchboard() -> None:
