@@ -20,12 +20,9 @@ import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipelines.load import load_source  # noqa: E402
-from pipelines.local_sandbox import start_sandboxes  # noqa: E402
+from pipelines.load import load_source
+from pipelines.local_sandbox import start_sandboxes
 
 
 def peak_rss_mib() -> float:
