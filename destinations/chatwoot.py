@@ -33,6 +33,7 @@ from destinations.reverse_etl import (
     result_from_error,
     run_each,
     scalar_changes,
+    unreadable,
 )
 from sources.chatwoot.client import AsyncChatwootClient, ChatwootSettings, ChatwootValidationError
 from sources.common.http import ApiError, NotFoundError
@@ -161,6 +162,8 @@ class ChatwootContactsWriter:
         async def one(item: WorkItem) -> RowResult:
             if item.key in looked_up:
                 if lookup_error is not None:
+                    if item.action == "check":
+                        return unreadable(item.key, lookup_error)
                     return result_from_error(item.key, item.action, lookup_error, may_have_applied=False)
                 return await self._sync_found(item, found.get(item.key))
             return await self._sync(item)

@@ -77,6 +77,11 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, AuthError) or not isinstance(exc, ApiError)
 
 
+def unreadable(key: str, exc: ApiError) -> RowResult:
+    """A `check` that could not read the remote state: the outcome stays unknown (the key stays pending)."""
+    return RowResult(key, UNKNOWN, [], None, exc.status, f"could not read the remote state: {exc}", "check")
+
+
 def result_from_error(key: str, action: str, exc: ApiError, *, may_have_applied: bool) -> RowResult:
     """A row's result after an API error. `may_have_applied` is True for requests that change state and
     are not safe to resend (creates): a timeout, dropped connection or 5xx then leaves the outcome unknown."""

@@ -35,6 +35,7 @@ from destinations.reverse_etl import (
     result_from_error,
     run_each,
     scalar_changes,
+    unreadable,
 )
 from sources.common.http import ApiError, NotFoundError, gather_limited
 from sources.sendblue.client import AsyncSendblueClient, SendblueSettings
@@ -143,7 +144,7 @@ class SendblueContactsWriter:
         async for item, remote in gather_limited(checks, self._read, self.concurrency):
             if isinstance(remote, BaseException):
                 if isinstance(remote, ApiError) and not is_fatal(remote):
-                    results[item.key] = result_from_error(item.key, "check", remote, may_have_applied=False)
+                    results[item.key] = unreadable(item.key, remote)
                     continue
                 raise remote
             if remote is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.sync.config import SyncConfigError, list_syncs, load_sync_config
+from pipelines.sync.config import SyncConfigError, load_sync_config, sync_names
 from pipelines.sync.run import run_sync
 
 
@@ -21,9 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.list:
-            for config in list_syncs():
+            status = 0
+            for name in sync_names():
+                try:
+                    config = load_sync_config(name)
+                except SyncConfigError as exc:
+                    print(str(exc), file=sys.stderr)
+                    status = 1
+                    continue
                 print(f"{config.name}\t{config.target}\t{config.mode}\t{config.source_description()}")
-            return 0
+            return status
         if not args.name:
             parser.error("name a sync (or --list)")
         config = load_sync_config(args.name)

@@ -48,6 +48,7 @@ class _SyncSection(BaseConfiguration):
     remove: bool | None = None
     default_region: str | None = None
     warehouse: str | None = None
+    reconcile_delay_seconds: float | None = None
 
 
 class SyncConfig(BaseModel):
@@ -70,6 +71,8 @@ class SyncConfig(BaseModel):
     remove: bool = False
     default_region: str | None = None
     warehouse: str | None = None
+    # a request that timed out may still be landing server-side: wait this long before reading it back
+    reconcile_delay_seconds: float = Field(2.0, ge=0)
 
     @field_validator("table")
     @classmethod
@@ -181,5 +184,13 @@ def load_sync_config(name: str) -> SyncConfig:
 
 
 def list_syncs() -> list[SyncConfig]:
-    """Every declared sync, validated. A misconfigured one raises SyncConfigError naming the key."""
-    return [load_sync_config(name) for name in sync_names()]
+    """Every declared sync, validated. Misconfigured ones raise one SyncConfigError naming each of them."""
+    configs, problems = [], []
+    for name in sync_names():
+        try:
+            configs.append(load_sync_config(name))
+        except SyncConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SyncConfigError("; ".join(problems))
+    return configs

@@ -247,8 +247,10 @@ class Sender:
                 done += len(chunk)
             self.out(f"  {phase}: {done} rows sent")
         if unknown:
-            # the outcome of these requests is unknown: read the remote state and finish them
+            # the outcome of these requests is unknown: give them a moment to land, then read the remote
+            # state and finish them
             self.out(f"  reconciling {len(unknown)} rows whose outcome was unknown")
+            await asyncio.sleep(self.plan.config.reconcile_delay_seconds)
             retry = [WorkItem(i.key, i.fields, "check", i.previous, i.remote_id) for i in unknown]
             self.tally.unknown -= len(retry)
             for start in range(0, len(retry), batch):

@@ -91,6 +91,12 @@ class SyncEnv:
             self.set(**{f"SYNCS__{name.upper()}__{key.upper()}": text})
         return name
 
+    def drop_sync(self, name: str) -> None:
+        prefix = f"SYNCS__{name.upper()}__"
+        for key in [k for k in self.values if k.startswith(prefix)]:
+            self.values.pop(key)
+            self.monkeypatch.delenv(key)
+
     def subprocess_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
         env.update(self.values)
