@@ -128,12 +128,17 @@ def inboxes(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
 def conversations(client: ChatwootClient, settings: ChatwootSettings) -> Iterator[list[dict[str, Any]]]:
     """Conversations of every status: a full walk first, then `updated_within` windows (merge on id)."""
     # the listing also feeds `messages`; when only one of the two is loaded, only its cursor moves
-    selected = dlt.current.source().selected_resources
+    try:
+        selected = set(dlt.current.source().selected_resources)
+    except Exception:  # the resource evaluated on its own, outside a source
+        selected = {"conversations"}
     consumers = [name for name in ("conversations", "messages") if name in selected]
     yield from conversation_pages(client, settings, dlt.current.resource_state(), consumers)
 
 
 @dlt.transformer(**_hints("messages"))
-def messages(conversation_page: list[dict[str, Any]], client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
+def messages(
+    conversation_page: list[dict[str, Any]], client: ChatwootClient
+) -> Iterator[list[dict[str, Any]]]:
     """Messages of the new or changed conversations in each conversations page (merge on id)."""
     yield from message_pages(client, dlt.current.resource_state(), conversation_page)

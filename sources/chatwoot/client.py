@@ -195,7 +195,9 @@ class AsyncChatwootClient(AsyncApiClient):
                     "User-Agent": "switchboard-etl",
                 },
                 timeout=settings.timeout,
-                retry=RetryPolicy(max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds),
+                retry=RetryPolicy(
+                    max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds
+                ),
                 transport=transport,
             )
         except UnsafeUrlError as exc:
@@ -203,7 +205,9 @@ class AsyncChatwootClient(AsyncApiClient):
         self.settings = settings
         self.account_prefix = cs.ACCOUNT_PATH.format(account_id=settings.account_id)
         # one limiter for every request of the client, whatever the concurrency
-        self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_window_seconds)
+        self.limiter = limiter or RateLimiter(
+            settings.rate_limit_per_minute, settings.rate_limit_window_seconds
+        )
 
     # -- hooks
 
@@ -297,7 +301,10 @@ class AsyncChatwootClient(AsyncApiClient):
         page = 1
         while page <= self.settings.page_cap:
             body = await self.request(
-                endpoint.method, path, params={**endpoint.params, **(params or {}), "page": page}, json_body=json_body
+                endpoint.method,
+                path,
+                params={**endpoint.params, **(params or {}), "page": page},
+                json_body=json_body,
             )
             items = _items(body, endpoint.data_path)
             meta = PageMeta.model_validate(body.get("meta") or {}) if isinstance(body, dict) else PageMeta()
@@ -346,8 +353,12 @@ class AsyncChatwootClient(AsyncApiClient):
             page += 1
         log.warning("Chatwoot %s: stopped at page_cap=%d pages", endpoint.path, self.settings.page_cap)
 
-    async def _list(self, endpoint: cs.Endpoint, params: dict[str, Any] | None = None, **ids: Any) -> list[Any]:
-        body = await self.request(endpoint.method, self._path(endpoint, **ids), params={**endpoint.params, **(params or {})})
+    async def _list(
+        self, endpoint: cs.Endpoint, params: dict[str, Any] | None = None, **ids: Any
+    ) -> list[Any]:
+        body = await self.request(
+            endpoint.method, self._path(endpoint, **ids), params={**endpoint.params, **(params or {})}
+        )
         return _items(body, endpoint.data_path)
 
     # -- reads
@@ -365,7 +376,9 @@ class AsyncChatwootClient(AsyncApiClient):
         self, conditions: list[dict[str, Any]], walk: WalkReport | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of contacts matching `POST /contacts/filter` conditions, in created_at order."""
-        async for page in self._count_paged(cs.ENDPOINTS["contacts_filter"], json_body={"payload": conditions}, walk=walk):
+        async for page in self._count_paged(
+            cs.ENDPOINTS["contacts_filter"], json_body={"payload": conditions}, walk=walk
+        ):
             yield page
 
     async def search_contacts(self, q: str, max_pages: int = 20) -> list[dict[str, Any]]:
@@ -375,7 +388,9 @@ class AsyncChatwootClient(AsyncApiClient):
         endpoint = cs.ENDPOINTS["contacts_search"]
         found: dict[int, dict[str, Any]] = {}
         for page in range(1, max_pages + 1):
-            body = await self.request("GET", self._path(endpoint), params={**endpoint.params, "q": q, "page": page})
+            body = await self.request(
+                "GET", self._path(endpoint), params={**endpoint.params, "q": q, "page": page}
+            )
             items = _items(body, endpoint.data_path)
             for item in items:
                 found.setdefault(item["id"], item)
@@ -409,9 +424,13 @@ class AsyncChatwootClient(AsyncApiClient):
     async def conversations_updated_within(self, seconds: int) -> list[dict[str, Any]]:
         """Every conversation (any status) whose updated_at is within the last `seconds`, in one
         unpaginated response: the server drops pagination when updated_within is given."""
-        return await self._list(cs.ENDPOINTS["conversations_updated_within"], {"updated_within": int(seconds)})
+        return await self._list(
+            cs.ENDPOINTS["conversations_updated_within"], {"updated_within": int(seconds)}
+        )
 
-    async def iter_messages(self, conversation_id: int, after: int = 0) -> AsyncIterator[list[dict[str, Any]]]:
+    async def iter_messages(
+        self, conversation_id: int, after: int = 0
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of a conversation's messages with id > `after`, ascending. `after=ID` returns up to 100,
         so a page of fewer than 100 is the last; the next cursor is the highest id seen."""
         endpoint = cs.ENDPOINTS["messages"]
@@ -440,8 +459,12 @@ class AsyncChatwootClient(AsyncApiClient):
         ):
             yield contact_id, result
 
-    async def contacts_by_id(self, contact_ids: Iterable[int]) -> AsyncIterator[tuple[int, dict[str, Any] | BaseException]]:
-        async for contact_id, result in gather_limited(contact_ids, self.get_contact, self.settings.concurrency):
+    async def contacts_by_id(
+        self, contact_ids: Iterable[int]
+    ) -> AsyncIterator[tuple[int, dict[str, Any] | BaseException]]:
+        async for contact_id, result in gather_limited(
+            contact_ids, self.get_contact, self.settings.concurrency
+        ):
             yield contact_id, result
 
     async def contacts_per_label(
@@ -463,7 +486,11 @@ class AsyncChatwootClient(AsyncApiClient):
         """(conversation id, its messages after the cursor or the error) for each conversation id."""
 
         async def fetch(conversation_id: int) -> list[dict[str, Any]]:
-            return [m async for page in self.iter_messages(conversation_id, cursors[conversation_id]) for m in page]
+            return [
+                m
+                async for page in self.iter_messages(conversation_id, cursors[conversation_id])
+                for m in page
+            ]
 
         async for conversation_id, result in gather_limited(list(cursors), fetch, self.settings.concurrency):
             yield conversation_id, result
@@ -485,14 +512,18 @@ class AsyncChatwootClient(AsyncApiClient):
     async def update_contact(self, contact_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         """PATCH /contacts/{id}; custom and additional attributes are shallow-merged server-side.
         Answers {payload: contact} with 200 (the spec's 204 is wrong)."""
-        body = await self.request("PATCH", self._path(cs.ENDPOINTS["contact"], id=contact_id), json_body=fields)
+        body = await self.request(
+            "PATCH", self._path(cs.ENDPOINTS["contact"], id=contact_id), json_body=fields
+        )
         payload = body.get("payload") if isinstance(body, dict) else None
         return payload if isinstance(payload, dict) else body
 
     async def set_contact_labels(self, contact_id: int, labels: list[str]) -> list[str]:
         """POST /contacts/{id}/labels replaces the whole set (an empty list clears it)."""
         body = await self.request(
-            "POST", self._path(cs.ENDPOINTS["contact_labels"], id=contact_id), json_body={"labels": list(labels)}
+            "POST",
+            self._path(cs.ENDPOINTS["contact_labels"], id=contact_id),
+            json_body={"labels": list(labels)},
         )
         return [str(label) for label in _items(body, ("payload",))]
 

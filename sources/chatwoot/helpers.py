@@ -69,7 +69,9 @@ def settings_from_config(**overrides: Any) -> ChatwootSettings:
     return build_settings(values)
 
 
-def open_client(settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None) -> ChatwootClient:
+def open_client(
+    settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> ChatwootClient:
     """A client shared by the resources of one source. dlt runs them interleaved and concurrent fetches
     may still be in flight when one resource ends, so the connections and the private event loop are
     closed when the client is garbage collected (or at exit), not by any one resource."""
@@ -148,9 +150,7 @@ def _labelled_contact_ids(client: ChatwootClient) -> list[int]:
     return [contact["id"] for page in client.filter_contacts(cs.LABELLED_CONTACTS_FILTER) for contact in page]
 
 
-def _read_labels(
-    client: ChatwootClient, contact_ids: Iterable[int], pairs: set[tuple[int, str]]
-) -> set[str]:
+def _read_labels(client: ChatwootClient, contact_ids: Iterable[int], pairs: set[tuple[int, str]]) -> set[str]:
     """GET /contacts/{id}/labels for each id (concurrently); add the pairs, return the label names seen."""
     names: set[str] = set()
     for contact_id, result in client.labels_of_contacts(list(contact_ids)):
@@ -204,7 +204,10 @@ def contact_label_pairs(client: ChatwootClient, mode: str) -> set[tuple[int, str
 
 
 def contact_label_pages(client: ChatwootClient, mode: str) -> Iterator[list[dict[str, Any]]]:
-    rows = [{"contact_id": contact_id, "label": label} for contact_id, label in sorted(contact_label_pairs(client, mode))]
+    rows = [
+        {"contact_id": contact_id, "label": label}
+        for contact_id, label in sorted(contact_label_pairs(client, mode))
+    ]
     for start in range(0, len(rows), ROWS_PER_PAGE):
         yield rows[start : start + ROWS_PER_PAGE]
 
@@ -325,9 +328,7 @@ def message_pages(
 # ------------------------------------------------------------------------------------------ CLI helpers
 
 
-def check_connection(
-    settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> str:
+def check_connection(settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None) -> str:
     """The cheapest authenticated, account-scoped call (GET /labels). Returns "ok" or raises a
     ChatwootError whose message is one human line: bad token, unknown account, unreachable host, TLS."""
     probe = settings.model_copy(update={"max_retries": min(settings.max_retries, 1)})

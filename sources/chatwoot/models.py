@@ -206,7 +206,9 @@ class Message(_Model):
     def to_row(self, conversation_id: int) -> dict[str, Any]:
         row = self.model_dump(exclude={"sender", "sender_type"})
         row["conversation_id"] = self.conversation_id if self.conversation_id is not None else conversation_id
-        row["message_type_name"] = MESSAGE_TYPE_NAMES.get(self.message_type) if self.message_type is not None else None
+        row["message_type_name"] = (
+            MESSAGE_TYPE_NAMES.get(self.message_type) if self.message_type is not None else None
+        )
         row["sender_id"] = self.sender.id if self.sender else None
         # the sender partial says "contact" in `type`; users and bots carry their own shapes, and the raw
         # column sender_type ("User", "Contact", "AgentBot") is there when the partial has no type

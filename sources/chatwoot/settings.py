@@ -70,7 +70,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         {"sort": "created_at", "include_contact_inboxes": "false"},
         method="POST",
     ),
-    "contacts_search": Endpoint("/contacts/search", "has_more", ("payload",), {"include_contact_inboxes": "false"}),
+    "contacts_search": Endpoint(
+        "/contacts/search", "has_more", ("payload",), {"include_contact_inboxes": "false"}
+    ),
     "contact": Endpoint("/contacts/{id}", "none", ("payload",)),
     "contact_labels": Endpoint("/contacts/{id}/labels", "none", ("payload",)),
     "labels": Endpoint("/labels", "none", ("payload",)),
@@ -228,7 +230,9 @@ STREAMS: dict[str, Stream] = {
         description="One row per label on a contact, rebuilt each run (contact_labels_mode exact or fast).",
     ),
     "labels": Stream("labels", ("id",), "replace", LABEL_COLUMNS, description="Account labels."),
-    "inboxes": Stream("inboxes", ("id",), "replace", INBOX_COLUMNS, description="Inboxes (no channel secrets)."),
+    "inboxes": Stream(
+        "inboxes", ("id",), "replace", INBOX_COLUMNS, description="Inboxes (no channel secrets)."
+    ),
     "conversations": Stream(
         "conversations",
         ("id",),

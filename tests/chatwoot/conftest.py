@@ -64,9 +64,7 @@ class Warehouse:
             dataset_name="chatwoot",
         )
 
-    def load(
-        self, settings: ChatwootSettings, resources: tuple[str, ...] = (), transport: Any = None
-    ) -> Any:
+    def load(self, settings: ChatwootSettings, resources: tuple[str, ...] = (), transport: Any = None) -> Any:
         source = chatwoot_source(settings=settings, transport=transport)
         if resources:
             source = source.with_resources(*resources)

@@ -105,15 +105,37 @@ def test_unreachable_host_is_one_line(settings_for):
 def test_untrusted_certificate_reads_as_tls(tmp_path, settings_for):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app("small", seed=34), host="127.0.0.1", port=port, log_level="error",
-                            ssl_certfile=str(cert), ssl_keyfile=str(key), lifespan="off")
+    config = uvicorn.Config(
+        create_app("small", seed=34),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -163,7 +185,9 @@ def test_config_resolves_from_sources_chatwoot_env_vars(chatwoot_server, warehou
 
     settings = settings_from_config()
     assert (settings.base_url, settings.account_id, settings.contact_labels_mode) == (server.url, 1, "fast")
-    assert settings.rate_limit_per_minute == 5000 and settings.api_access_token.get_secret_value() == API_TOKEN
+    assert (
+        settings.rate_limit_per_minute == 5000 and settings.api_access_token.get_secret_value() == API_TOKEN
+    )
     assert check_connection(settings) == "ok"
 
     warehouse.pipeline.run(chatwoot_source().with_resources("labels"))

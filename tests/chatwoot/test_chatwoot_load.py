@@ -151,8 +151,13 @@ def test_third_run_after_mutation_brings_exactly_the_changes(chatwoot_server, wa
     highest_before = dict(warehouse.rows("SELECT conversation_id, max(id) FROM chatwoot.messages GROUP BY 1"))
 
     summary = state.mutate(
-        new_contacts=4, edited_contacts=6, deleted_contacts=3, new_conversations=2, edited_conversations=4,
-        new_messages=12, seed=11,
+        new_contacts=4,
+        edited_contacts=6,
+        deleted_contacts=3,
+        new_conversations=2,
+        edited_conversations=4,
+        new_messages=12,
+        seed=11,
     )
     state.log.clear()
     warehouse.load(settings)
@@ -184,8 +189,15 @@ def test_window_too_large_falls_back_to_the_full_walk(chatwoot_server, warehouse
         server.url, conversations_safety_margin_seconds=120, conversations_max_updated_within_seconds=60
     )
     warehouse.load(settings, resources=("conversations",))
-    state.mutate(new_conversations=1, edited_conversations=2, new_messages=0, new_contacts=0,
-                 edited_contacts=0, deleted_contacts=0, seed=1)
+    state.mutate(
+        new_conversations=1,
+        edited_conversations=2,
+        new_messages=0,
+        new_contacts=0,
+        edited_contacts=0,
+        deleted_contacts=0,
+        seed=1,
+    )
     state.log.clear()
 
     warehouse.load(settings, resources=("conversations",))
@@ -208,14 +220,23 @@ def test_loading_messages_alone_does_not_make_conversations_skip_changes(
     warehouse.load(settings)
     real_clock = state.clock
     state.clock = lambda: real_clock() - 5  # the edits happened a few seconds before the next run
-    summary = state.mutate(new_contacts=0, edited_contacts=0, deleted_contacts=0, new_conversations=1,
-                           edited_conversations=5, new_messages=6, seed=3)
+    summary = state.mutate(
+        new_contacts=0,
+        edited_contacts=0,
+        deleted_contacts=0,
+        new_conversations=1,
+        edited_conversations=5,
+        new_messages=6,
+        seed=3,
+    )
     state.clock = real_clock
 
     warehouse.load(settings, resources=("messages",))
     assert warehouse.ids("messages") == {m.id for m in state.messages()}
     stale = dict(warehouse.rows("SELECT id, epoch(updated_at) FROM chatwoot.conversations"))
-    assert any(stale.get(cid) != state.conversations[cid]["updated_at"] for cid in summary["touched_conversations"])
+    assert any(
+        stale.get(cid) != state.conversations[cid]["updated_at"] for cid in summary["touched_conversations"]
+    )
 
     state.log.clear()
     warehouse.load(settings, resources=("conversations",))

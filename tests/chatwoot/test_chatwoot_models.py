@@ -46,8 +46,12 @@ def test_conversation_row_takes_contact_from_meta_sender_and_keeps_float_updated
         [
             {
                 "id": 7,
-                "meta": {"sender": {"id": 42, "name": "x"}, "channel": "Channel::Api", "assignee": {"id": 3},
-                         "assignee_type": "User"},
+                "meta": {
+                    "sender": {"id": 42, "name": "x"},
+                    "channel": "Channel::Api",
+                    "assignee": {"id": 3},
+                    "assignee_type": "User",
+                },
                 "labels": ["vip"],
                 "updated_at": 1_700_000_000.123456,
                 "created_at": 1_699_000_000,

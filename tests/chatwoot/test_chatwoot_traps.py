@@ -48,6 +48,7 @@ def test_contacts_walk_sorts_and_returns_each_listed_contact_once(settings_for):
     requests = state.log.matching(route="/contacts")
     assert [r.param("sort") for r in requests] == ["created_at"] * report.pages
     assert [r.param("page") for r in requests] == [str(p) for p in range(1, report.pages + 1)]
+
     # the trap is there: the raw meta echoes page as a string
     async def raw_meta() -> dict:
         async with httpx.AsyncClient(transport=asgi(app), base_url=ASGI_URL) as http:
@@ -136,6 +137,8 @@ def test_load_survives_5xx_bursts_truncated_bodies_and_stalls(chatwoot_server, w
     faults = [e.fault for e in state.log.entries if e.fault]
     assert sorted(faults) == sorted(["500"] * 3 + ["502"] * 3 + ["truncate"] * 2 + ["stall"])
     assert warehouse.ids("contacts") == {c["id"] for c in state.visible_contacts()}
-    assert set(warehouse.rows("SELECT contact_id, label FROM chatwoot.contact_labels")) == state.contact_labels()
+    assert (
+        set(warehouse.rows("SELECT contact_id, label FROM chatwoot.contact_labels")) == state.contact_labels()
+    )
     assert warehouse.ids("conversations") == set(state.conversations)
     assert warehouse.ids("messages") == {m.id for m in state.messages()}
