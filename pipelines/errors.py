@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from sources.common.http import ApiError
 
@@ -75,8 +76,12 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         wrapped = getattr(current, "exception", None)
         if isinstance(wrapped, BaseException):
             current = wrapped
+        elif current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:  # `raise ... from None` means the context is noise
+            current = current.__context__
         else:
-            current = current.__cause__ or current.__context__
+            current = None
 
 
 def failing_resource(exc: BaseException) -> str | None:
@@ -89,19 +94,35 @@ def failing_resource(exc: BaseException) -> str | None:
     return None
 
 
+def _config_key(field_name: str, traces: list[Any]) -> str:
+    """The dotted config key a missing field is read from, e.g. `destination.postgres.credentials`."""
+    first = traces[0] if traces else None
+    nested = getattr(first, "traces", None)
+    if isinstance(nested, dict) and nested:
+        # a whole configuration (credentials) is missing: name it, not each of its fields
+        inner = next(iter(nested.values()))
+        sections = list(getattr(inner[0], "sections", None) or []) if inner else []
+        return ".".join(_dedupe(sections)) or field_name
+    sections = list(getattr(first, "sections", None) or [])
+    return ".".join(_dedupe([*sections, field_name]))
+
+
+def _dedupe(parts: list[str]) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        if not out or out[-1] != part:
+            out.append(part)
+    return out
+
+
 def _missing_config(exc: BaseException) -> str | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
     for link in _chain(exc):
         if isinstance(link, ConfigFieldMissingException):
-            keys = []
-            for field_name, traces in link.traces.items():
-                trace = next((t for t in traces if getattr(t, "sections", None) is not None), None)
-                sections, key = getattr(trace, "sections", None), getattr(trace, "key", None)
-                if sections is not None and key:
-                    keys.append(".".join([*sections, key]))
-                else:
-                    keys.append(field_name)
+            keys = list(
+                dict.fromkeys(_config_key(name, list(traces)) for name, traces in link.traces.items())
+            )
             envs = [k.upper().replace(".", "__") for k in keys]
             return (
                 f"missing configuration {', '.join(keys)}: set it in .dlt/secrets.toml or .dlt/config.toml, "

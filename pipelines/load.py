@@ -49,6 +49,21 @@ def resolve_targets(target: str) -> list[str]:
     return [target]
 
 
+def check_destination(destination: DestinationArg) -> None:
+    """Refuse a destination name dlt does not know before any source is touched."""
+    if not isinstance(destination, str):
+        return
+    from dlt.common.destination.exceptions import UnknownDestinationModule
+
+    try:
+        Destination.from_reference(destination)
+    except UnknownDestinationModule:
+        raise CliError(
+            f"unknown destination {destination!r}: use duckdb (the default), postgres, or another dlt "
+            "destination such as bigquery, snowflake or motherduck"
+        ) from None
+
+
 def dataset_for(source: str, dataset: str | None = None, *, several: bool = False) -> str:
     """The dataset (schema) a source loads into; see the module docstring for `--dataset`."""
     if not dataset:
@@ -248,12 +263,13 @@ def load(
     source failure: the report says which source and resource failed (`report.ok`)."""
     sources = resolve_targets(target) if isinstance(target, str) else list(target)
     several = len(sources) > 1
+    check_destination(destination)
     per_source_resources: dict[str, list[str] | None] = {s: None for s in sources}
     if resources:
         per_source_resources = _split_resources(sources, resources)
     started = time.monotonic()
     report = LoadReport(loads=[])
-    for source in sources:
+    for source in per_source_resources:
         report.loads.append(
             load_source(
                 source,
@@ -317,7 +333,14 @@ def format_report(report: LoadReport) -> str:
 def _split_resources(sources: list[str], resources: Sequence[str]) -> dict[str, list[str] | None]:
     """With several sources, each takes the named resources it has; a name no source has is an error."""
     if len(sources) == 1:
-        return {sources[0]: list(resources)}
+        source = sources[0]
+        known = {str(stream["table"]) for stream in discover_streams(source)}
+        unknown = [r for r in resources if r not in known]
+        if unknown:
+            raise CliError(
+                f"{source} has no resource {', '.join(unknown)}; its resources are {', '.join(sorted(known))}"
+            )
+        return {source: list(resources)}
     split: dict[str, list[str] | None] = {}
     claimed: set[str] = set()
     for source in sources:
