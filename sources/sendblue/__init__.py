@@ -1,0 +1,217 @@
+"""Sendblue dlt source: contacts, contact_tags, messages and conversations (SPEC §5, dataset `sendblue`).
+
+Configuration comes from `sources.sendblue.*` (`.dlt/config.toml`, `.dlt/secrets.toml`, env vars such as
+SOURCES__SENDBLUE__API_KEY_ID); tests and callers may pass `settings=` and `transport=` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.common.typing import TDataItems, TSecretStrValue
+from dlt.sources import DltResource
+
+from sources.sendblue.client import (
+    AsyncSendblueClient,
+    SendblueClient,
+    SendblueError,
+    SendblueSettings,
+)
+from sources.sendblue.conversations import ConversationBuilder, conversation_id_of
+from sources.sendblue.helpers import (
+    ClientLease,
+    SharedMessageWalk,
+    build_settings,
+    check_connection,
+    chunks,
+    column_hints,
+    contact_pages,
+    discover,
+    selected_resources,
+    settings_from_config,
+)
+
+__all__ = [
+    "AsyncSendblueClient",
+    "SendblueClient",
+    "SendblueError",
+    "SendblueSettings",
+    "check_connection",
+    "discover",
+    "sendblue_source",
+    "settings_from_config",
+]
+
+log = logging.getLogger("switchboard.sendblue")
+
+# which selected resources make each client-using generator run (contact_tags rides on contacts' pipe)
+CLIENT_USERS = {
+    "contacts": {"contacts", "contact_tags"},
+    "messages": {"messages"},
+    "conversations": {"conversations"},
+}
+
+
+@dlt.source(name="sendblue", section="sendblue", max_table_nesting=0)
+def sendblue_source(
+    base_url: str | None = None,
+    api_key_id: TSecretStrValue | None = None,
+    api_secret_key: TSecretStrValue | None = None,
+    messages_rate_limit: int | None = None,
+    messages_rate_window_seconds: float | None = None,
+    rate_limit_per_minute: int | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    retry_backoff_seconds: float | None = None,
+    contacts_page_size: int | None = None,
+    messages_page_size: int | None = None,
+    messages_lag_seconds: float | None = None,
+    messages_start_date: str | None = None,
+    settings: Any = None,
+    transport: Any = None,
+) -> Sequence[DltResource]:
+    """Sendblue contacts, their tags, messages (incremental) and conversations derived from messages.
+
+    Every argument left as None takes its value from `sources.sendblue.<name>` or the documented default
+    (see `.dlt/config.toml`). `settings` (a SendblueSettings) replaces them all; `transport` (an httpx async
+    transport, e.g. ASGITransport over the sandbox) is for tests.
+    """
+    if settings is None:
+        values = {k: v for k, v in locals().items() if k not in ("settings", "transport")}
+        settings = build_settings(values)
+    lease = ClientLease(settings, transport, CLIENT_USERS)
+    shared_walk = SharedMessageWalk()
+    start_date = settings.messages_start_date
+    contacts_resource = contacts(lease)
+    return (
+        contacts_resource,
+        contacts_resource | contact_tags,
+        messages(
+            lease,
+            shared_walk,
+            dlt.sources.incremental(
+                "date_updated",
+                initial_value=start_date,
+                lag=settings.messages_lag_seconds or None,
+            ),
+        ),
+        conversations(lease, shared_walk, start_date),
+    )
+
+
+@dlt.resource(
+    name="contacts",
+    primary_key="phone",
+    write_disposition="merge",
+    columns=column_hints("contacts"),
+)
+def contacts(lease: ClientLease) -> Iterator[TDataItems]:
+    """Every contact, oldest first, each once, in pages (a full walk: contacts have no updated_at); contacts
+    deleted since the last run are removed."""
+    client = lease.acquire("contacts")
+    try:
+        yield from contact_pages(client, dlt.current.resource_state())
+    finally:
+        lease.release()
+
+
+@dlt.transformer(
+    name="contact_tags",
+    primary_key=("phone", "tag"),
+    write_disposition="replace",
+    columns=column_hints("contact_tags"),
+)
+def contact_tags(page: list[dict[str, Any]]) -> Iterator[TDataItems]:
+    """One row per (phone, tag), unnested from each contacts page (Sendblue has no tags endpoint)."""
+    rows = []
+    for contact in page:
+        seen: set[str] = set()
+        for tag in contact.get("tags") or ():
+            if isinstance(tag, str) and tag and tag not in seen:
+                seen.add(tag)
+                rows.append({"phone": contact["phone"], "tag": tag})
+    # an empty page still marks the table as present, so `replace` empties it when no contact has tags
+    yield rows if rows else dlt.mark.materialize_table_schema()
+
+
+@dlt.resource(
+    name="messages",
+    primary_key="message_handle",
+    write_disposition="merge",
+    columns=column_hints("messages"),
+)
+def messages(
+    lease: ClientLease,
+    shared_walk: SharedMessageWalk,
+    updated: dlt.sources.incremental[datetime] = dlt.sources.incremental("date_updated"),
+) -> Iterator[TDataItems]:
+    """Messages changed since the last run (all of them on the first), ordered by date_updated ascending."""
+    client = lease.acquire("messages")
+    complete = False
+    try:
+        shared_walk.begin(
+            walk_start=updated.start_value,
+            bounded_above=updated.end_value is not None,
+            conversations_state=dlt.current.source_state().get("resources", {}).get("conversations", {}),
+            baseline=lease.settings.messages_start_date,
+            conversations_selected="conversations" in selected_resources(),
+        )
+        for page in client.iter_messages(
+            updated_at_gte=updated.start_value, updated_at_lte=updated.end_value
+        ):
+            for row in page:
+                row["conversation_id"] = conversation_id_of(row)
+            shared_walk.observe(page)
+            yield page
+        complete = True
+    finally:
+        shared_walk.end(complete)
+        lease.release()
+
+
+@dlt.resource(
+    name="conversations",
+    primary_key="conversation_id",
+    write_disposition="merge",
+    columns=column_hints("conversations"),
+)
+def conversations(
+    lease: ClientLease, shared_walk: SharedMessageWalk, start_date: datetime | None
+) -> Iterator[TDataItems]:
+    """One row per thread, rebuilt for every thread the new and edited messages touch.
+
+    When `messages` runs in the same extraction, its walk feeds the builder (one pass over the list for
+    both tables); the generator hands control back to dlt (yield None) until that walk ends. Otherwise,
+    or when that walk cannot cover what this table has not seen yet, it walks the messages itself.
+    """
+    client = lease.acquire("conversations")
+    try:
+        state = dlt.current.resource_state()
+        builder: ConversationBuilder | None = None
+        if "messages" in selected_resources():
+            while not shared_walk.finished:
+                yield None  # let the messages resource advance its walk
+            if shared_walk.complete:
+                builder = shared_walk.builder
+        if builder is None:
+            previous = ConversationBuilder.from_state(state, full=False)
+            walk_from = previous.cursor or start_date
+            builder = ConversationBuilder.from_state(state, full=walk_from is None)
+            for page in client.iter_messages(updated_at_gte=walk_from):
+                builder.observe(page)
+        rows = client.run(builder.rows(lease.aclient, lease.settings.concurrency))
+        yield from chunks(rows, 1000)
+        state.update(builder.state())
+        log.info(
+            "Sendblue conversations: %d messages observed, %d threads re-read, %d rows",
+            builder.messages_seen,
+            builder.threads_reread,
+            len(rows),
+        )
+    finally:
+        lease.release()

@@ -1,0 +1,255 @@
+"""What the dlt resources and the CLI need around the client: one shared client per source run, the
+messages walk shared with `conversations`, and the library functions `check_connection` and `discover`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from dlt.common.schema.typing import TColumnSchema
+from pydantic import ValidationError as PydanticValidationError
+
+from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError, SendblueSettings
+from sources.sendblue.conversations import ConversationBuilder
+from sources.sendblue.models import MODELS, columns_of
+from sources.sendblue.paging import WalkReport
+from sources.sendblue.settings import STREAMS
+
+log = logging.getLogger("switchboard.sendblue")
+
+
+class ClientLease:
+    """One `SendblueClient` shared by every resource of a source run, so they share its rate limiters.
+
+    Each resource generator holds a lease while it runs; the client closes when the last expected holder
+    lets go. The holders expected are the client-using generators the current selection runs (`users` maps
+    each to the selected resources that make it run), so a resource that starts after another has finished
+    (dlt's `fifo` mode) still finds the same client and the same limiter window.
+    """
+
+    def __init__(
+        self,
+        settings: SendblueSettings,
+        transport: httpx.AsyncBaseTransport | None,
+        users: dict[str, set[str]],
+    ):
+        self.settings = settings
+        self.transport = transport
+        self.users = users
+        self._client: SendblueClient | None = None
+        self._expected = 0
+        self._released = 0
+
+    def acquire(self, user: str) -> SendblueClient:
+        if self._client is None:
+            self._client = SendblueClient(self.settings, transport=self.transport)
+            selected = set(selected_resources())
+            self._expected = max(1, sum(1 for triggers in self.users.values() if triggers & selected))
+            self._released = 0
+        return self._client
+
+    def release(self) -> None:
+        self._released += 1
+        if self._client is not None and self._released >= self._expected:
+            client, self._client = self._client, None
+            client.close()
+
+    @property
+    def aclient(self) -> AsyncSendblueClient:
+        assert self._client is not None, "the lease holds no client"
+        return self._client.aclient  # type: ignore[no-any-return]
+
+
+def selected_resources() -> list[str]:
+    """Names of the resources dlt is extracting now (empty outside an extraction)."""
+    try:
+        import dlt
+
+        return list(dlt.current.source().selected_resources)
+    except Exception:  # not inside a source extraction (e.g. a resource run on its own)
+        return []
+
+
+@dataclass
+class SharedMessageWalk:
+    """The messages resource's walk, offered to `conversations` so one pass over the list serves both.
+
+    The messages generator decides at its start whether the conversations builder can ride along: its walk
+    must cover everything conversations has not yet accounted for (it starts no later than the
+    conversations cursor, or at the very beginning) and must not stop at an upper bound.
+    """
+
+    builder: ConversationBuilder | None = None
+    started: bool = False
+    finished: bool = False
+    complete: bool = False
+    messages_stats: dict[str, Any] = field(default_factory=dict)
+
+    def begin(
+        self,
+        *,
+        walk_start: datetime | None,
+        bounded_above: bool,
+        conversations_state: dict[str, Any],
+        baseline: datetime | None,
+        conversations_selected: bool,
+    ) -> None:
+        self.builder, self.started, self.finished, self.complete = None, True, False, False
+        if bounded_above or not conversations_selected:
+            return
+        state_builder = ConversationBuilder.from_state(conversations_state, full=False)
+        covered_from = state_builder.cursor or baseline
+        if walk_start is None:
+            self.builder = ConversationBuilder(full=True)
+        elif covered_from is not None and walk_start <= covered_from:
+            self.builder = state_builder
+
+    def observe(self, page: list[dict[str, Any]]) -> None:
+        if self.builder is not None:
+            self.builder.observe(page)
+
+    def end(self, complete: bool) -> None:
+        self.finished = True
+        self.complete = complete
+
+
+SECRET_KEYS = ("api_key_id", "api_secret_key")
+
+
+def build_settings(values: dict[str, Any]) -> SendblueSettings:
+    """SendblueSettings from config values (None = not set: the default applies), or a one-line
+    SendblueConfigError naming the key and its environment variable. Never echoes a secret."""
+    given = {k: v for k, v in values.items() if v is not None and v != ""}
+    for key in SECRET_KEYS:
+        if key not in given:
+            raise SendblueConfigError(
+                f"sources.sendblue.{key} is not set (in .dlt/secrets.toml or the "
+                f"SOURCES__SENDBLUE__{key.upper()} environment variable)"
+            )
+    try:
+        return SendblueSettings(**given)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        # pydantic's message only, never the input value: it could be a secret
+        raise SendblueConfigError(f"sources.sendblue.{key}: {first['msg']}") from None
+
+
+def settings_from_config(**overrides: Any) -> SendblueSettings:
+    """Resolve `[sources.sendblue]` from dlt's providers (config.toml, secrets.toml, env vars)."""
+    import dlt
+
+    values: dict[str, Any] = {}
+    for key in SendblueSettings.model_fields:
+        provider = dlt.secrets if key in SECRET_KEYS else dlt.config
+        values[key] = provider.get(f"sources.sendblue.{key}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_settings(values)
+
+
+def discover() -> list[dict[str, Any]]:
+    """Each Sendblue stream: table, primary key, write disposition, incremental cursor and columns. No network."""
+    out = []
+    for stream in STREAMS:
+        out.append(
+            {
+                "table": stream.table,
+                "primary_key": list(stream.primary_key),
+                "write_disposition": stream.write_disposition,
+                "cursor": stream.cursor,
+                "description": stream.description,
+                "columns": columns_of(MODELS[stream.model]) + _derived_columns(stream.table),
+            }
+        )
+    return out
+
+
+def _derived_columns(table: str) -> list[dict[str, Any]]:
+    if table == "messages":
+        return [{"name": "conversation_id", "data_type": "text", "nullable": False}]
+    return []
+
+
+def column_hints(table: str) -> dict[str, TColumnSchema]:
+    """dlt column hints for a table: declared types, so JSON stays JSON and timestamps are timestamps."""
+    stream = next(s for s in STREAMS if s.table == table)
+    cols = columns_of(MODELS[stream.model]) + _derived_columns(table)
+    hints: dict[str, TColumnSchema] = {
+        c["name"]: {"data_type": c["data_type"], "nullable": c["nullable"]} for c in cols
+    }
+    if table == "contacts":
+        # tombstones of deleted contacts: dlt deletes the row instead of storing the flag
+        hints["_deleted"] = {"data_type": "bool", "nullable": True, "hard_delete": True}
+    return hints
+
+
+def check_connection(
+    settings: SendblueSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> str:
+    """The cheapest authenticated call (the contact count). Returns "ok"; raises the typed error otherwise,
+    whose message is one human line (bad credentials, unreachable host, refused URL)."""
+    settings = settings or settings_from_config()
+    with SendblueClient(settings, transport=transport) as client:
+        client.count_contacts()
+    return "ok"
+
+
+def contact_pages(client: SendblueClient, state: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Every listed contact, then tombstones for the contacts that are gone.
+
+    Sendblue has no change feed for contacts, so each run walks them all. Phones loaded before and missing
+    from a complete walk are looked up one by one: a 404 yields a tombstone (`_deleted` true, which the
+    hard_delete hint turns into a DELETE), a contact that still exists is loaded from that lookup.
+    `state["phones"]` holds the phones loaded so far; a walk that could not finish deletes nothing.
+    """
+    known = set(state.get("phones") or ())
+    seen: set[str] = set()
+    skipped = 0
+    for page in client.iter_contacts():
+        rows = [r for r in page if r.get("phone")]
+        skipped += len(page) - len(rows)
+        seen.update(r["phone"] for r in rows)
+        if rows:
+            yield rows
+    if skipped:
+        log.warning("Sendblue: %d contacts without a phone number were skipped (phone is the key)", skipped)
+    report: WalkReport = client.aclient.last_contacts_walk
+    complete = not (report.stuck_timestamps or report.truncated_at_cap)
+    if not complete:
+        log.warning(
+            "Sendblue: the contacts walk could not read every contact (%s); no contact is marked deleted",
+            report,
+        )
+        state["phones"] = sorted(known | seen)
+    else:
+        found: set[str] = set()
+        tombstones = []
+        for phone in sorted(known - seen):
+            contact = client.get_contact(phone)
+            if contact is None:
+                tombstones.append({"phone": phone, "_deleted": True})
+            elif contact.get("phone"):
+                found.add(contact["phone"])
+                yield [contact]
+        if tombstones:
+            yield tombstones
+        state["phones"] = sorted(seen | found)
+    total = client.count_contacts()
+    listed = len(seen) + skipped
+    if total != listed:
+        log.warning(
+            "Sendblue reports %d contacts (GET /api/v2/contacts/count) but the list gave %d; contacts created "
+            "or deleted during the run, or an API inconsistency, explain a difference",
+            total,
+            listed,
+        )
+
+
+def chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
