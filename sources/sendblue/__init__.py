@@ -194,7 +194,7 @@ def conversations(
         state = dlt.current.resource_state()
         builder: ConversationBuilder | None = None
         if "messages" in selected_resources():
-            while not shared_walk.finished:
+            while not shared_walk.done_in_this_extraction():
                 yield None  # let the messages resource advance its walk
             if shared_walk.complete:
                 builder = shared_walk.builder

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +26,10 @@ log = logging.getLogger("switchboard.sendblue")
 class ClientLease:
     """One `SendblueClient` shared by every resource of a source run, so they share its rate limiters.
 
-    Each resource generator holds a lease while it runs; the client closes when the last expected holder
-    lets go. The holders expected are the client-using generators the current selection runs (`users` maps
-    each to the selected resources that make it run), so a resource that starts after another has finished
-    (dlt's `fifo` mode) still finds the same client and the same limiter window.
+    Each resource generator holds the lease while it runs; the client closes when no generator holds it
+    and every expected one has come and gone. The generators expected are those the current selection
+    runs (`users` maps each to the selected resources that make it run), so a resource that starts after
+    another has finished (dlt's `fifo` mode) still finds the same client and the same limiter window.
     """
 
     def __init__(
@@ -43,19 +43,22 @@ class ClientLease:
         self.users = users
         self._client: SendblueClient | None = None
         self._expected = 0
+        self._active = 0
         self._released = 0
 
     def acquire(self, user: str) -> SendblueClient:
         if self._client is None:
             self._client = SendblueClient(self.settings, transport=self.transport)
             selected = set(selected_resources())
-            self._expected = max(1, sum(1 for triggers in self.users.values() if triggers & selected))
-            self._released = 0
+            self._expected = sum(1 for triggers in self.users.values() if triggers & selected)
+            self._active = self._released = 0
+        self._active += 1
         return self._client
 
     def release(self) -> None:
+        self._active -= 1
         self._released += 1
-        if self._client is not None and self._released >= self._expected:
+        if self._client is not None and self._active <= 0 and self._released >= self._expected:
             client, self._client = self._client, None
             client.close()
 
@@ -63,6 +66,16 @@ class ClientLease:
     def aclient(self) -> AsyncSendblueClient:
         assert self._client is not None, "the lease holds no client"
         return self._client.aclient  # type: ignore[no-any-return]
+
+
+def current_load_id() -> str | None:
+    """The load package being extracted, which every resource of one extraction shares."""
+    try:
+        import dlt
+
+        return str(dlt.current.load_package_state()["load_id"])
+    except Exception:  # outside an extraction
+        return None
 
 
 def selected_resources() -> list[str]:
@@ -85,10 +98,9 @@ class SharedMessageWalk:
     """
 
     builder: ConversationBuilder | None = None
-    started: bool = False
+    load_id: str | None = None  # the extraction this walk belongs to
     finished: bool = False
     complete: bool = False
-    messages_stats: dict[str, Any] = field(default_factory=dict)
 
     def begin(
         self,
@@ -99,7 +111,8 @@ class SharedMessageWalk:
         baseline: datetime | None,
         conversations_selected: bool,
     ) -> None:
-        self.builder, self.started, self.finished, self.complete = None, True, False, False
+        self.builder, self.finished, self.complete = None, False, False
+        self.load_id = current_load_id()
         if bounded_above or not conversations_selected:
             return
         state_builder = ConversationBuilder.from_state(conversations_state, full=False)
@@ -116,6 +129,9 @@ class SharedMessageWalk:
     def end(self, complete: bool) -> None:
         self.finished = True
         self.complete = complete
+
+    def done_in_this_extraction(self) -> bool:
+        return self.finished and self.load_id == current_load_id()
 
 
 SECRET_KEYS = ("api_key_id", "api_secret_key")
