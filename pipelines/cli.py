@@ -226,49 +226,41 @@ def sync(
     name: str = typer.Argument(None, help="The sync to run, as named under [syncs.NAME] in config."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and send nothing."),
     list_syncs: bool = typer.Option(False, "--list", help="List the syncs defined in config."),
-    destination: str = typer.Option(None, "--destination", help="The warehouse to read (default duckdb)."),
+    destination: str = typer.Option(
+        None,
+        "--destination",
+        help="The warehouse to read (default: the sync's `warehouse` key, else duckdb).",
+    ),
 ) -> None:
-    """Run one reverse-ETL sync (or list them)."""
+    """Run one reverse-ETL sync (or list them). Exit 0 success, 2 partial (rejected or failed rows), 1 failed."""
     from pipelines import sync as sync_engine
+    from pipelines.tables import render_table
 
     if list_syncs:
-        from pipelines.tables import render_table
-
         configs = sync_engine.list_syncs()
         if not configs:
             typer.echo("no syncs defined: add a [syncs.NAME] section to .dlt/config.toml")
             return
-        rows = []
-        for cfg in configs:
-            source = getattr(cfg, "query", None) or getattr(cfg, "table", None) or ""
-            rows.append(
-                [
-                    getattr(cfg, "name", ""),
-                    getattr(cfg, "target", ""),
-                    getattr(cfg, "mode", ""),
-                    " ".join(str(source).split()),
-                ]
-            )
-        typer.echo(render_table(["name", "target", "mode", "query or table"], rows))
+        rows = [[cfg.name, cfg.target, cfg.mode, cfg.source_description()] for cfg in configs]
+        typer.echo(render_table(["name", "target", "mode", "rows from"], rows))
         return
     if not name:
         raise CliError(
             "name a sync to run (switchboard sync NAME), or list them with switchboard sync --list"
         )
-    kwargs: dict[str, Any] = {"dry_run": dry_run, "out": typer.echo}
-    if destination:
-        kwargs["warehouse"] = destination
-    result = sync_engine.run_sync(name, **kwargs)
-    status = str(getattr(result, "status", "success"))
-    if status not in ("success", "dry_run", "ok"):
-        raise CliError(f"sync {name} ended {status}" + _sync_counts_text(result))
-
-
-def _sync_counts_text(result: Any) -> str:
-    counts = getattr(result, "counts", None)
-    if isinstance(counts, dict) and counts:
-        return ": " + ", ".join(f"{k} {v}" for k, v in counts.items())
-    return ""
+    result = sync_engine.run_sync(name, dry_run=dry_run, warehouse=destination, out=typer.echo)
+    if not result.ok:
+        if result.error:
+            message = f"sync {result.name} failed: {result.error}"
+        else:
+            problems = ", ".join(
+                f"{result.counts.get(key, 0)} {key}"
+                for key in ("rejected", "failed", "unknown")
+                if result.counts.get(key)
+            )
+            message = f"sync {result.name} ended {result.status} ({problems}); see reverse_etl.sync_log for each row"
+        typer.echo(f"error: {describe(CliError(message))}", err=True)
+        raise typer.Exit(result.exit_code)
 
 
 # ------------------------------------------------------------------------------------------ sql

@@ -3,9 +3,10 @@
 1. Start both API simulators on 127.0.0.1 with generated data.
 2. Load Chatwoot and Sendblue into `switchboard.duckdb` (a full refresh: the demo's data replaces
    whatever the `chatwoot` and `sendblue` datasets in that file held) and create the analytics views.
-3. Run the sample reverse-ETL sync `demo_chatwoot_to_sendblue` (Chatwoot contacts with a phone that
-   Sendblue does not know yet become Sendblue contacts tagged `chatwoot`): a dry run, then for real.
-4. Reload Sendblue contacts, print a summary and three example queries with their results.
+3. Run the sample reverse-ETL sync `demo_sendblue_to_chatwoot` (the first 40 Sendblue contacts, by
+   phone, that are not opted out and not in Chatwoot yet become Chatwoot contacts labelled `sendblue`):
+   a dry run, then for real.
+4. Reload Chatwoot contacts, print a summary and three example queries with their results.
 5. Stop the simulators. The DuckDB file stays for the user to query.
 """
 
@@ -23,19 +24,26 @@ from typing import Any
 from pipelines.errors import CliError
 
 DUCKDB_FILE = "switchboard.duckdb"
-DEMO_SYNC = "demo_chatwoot_to_sendblue"
+DEMO_SYNC = "demo_sendblue_to_chatwoot"
+DEMO_SYNC_ROWS = 40
 
-# Chatwoot validates phone_number as E.164, so it can be sent to Sendblue as is. Names split on the
-# first space (Sendblue has first_name/last_name, Chatwoot one name).
-DEMO_SYNC_QUERY = """
-SELECT c.phone_number AS phone,
-       NULLIF(SPLIT_PART(TRIM(c.name), ' ', 1), '') AS first_name,
-       NULLIF(TRIM(SUBSTR(TRIM(c.name), LENGTH(SPLIT_PART(TRIM(c.name), ' ', 1)) + 2)), '') AS last_name,
-       'chatwoot' AS tags
-FROM chatwoot.contacts c
-LEFT JOIN sendblue.contacts s ON s.phone = c.phone_number
-WHERE c.phone_number IS NOT NULL AND c.phone_number <> '' AND s.phone IS NULL
+# Sendblue keys contacts by E.164 phone, which Chatwoot accepts as phone_number; Chatwoot has one
+# name where Sendblue has two.
+DEMO_SYNC_QUERY = f"""
+SELECT s.phone AS phone_number,
+       NULLIF(TRIM(CONCAT_WS(' ', s.first_name, s.last_name)), '') AS name,
+       'sendblue' AS labels
+FROM sendblue.contacts s
+LEFT JOIN chatwoot.contacts c ON c.phone_number = s.phone
+WHERE c.id IS NULL AND NOT COALESCE(s.opt_out, FALSE)
+ORDER BY s.phone
+LIMIT {DEMO_SYNC_ROWS}
 """.strip()
+
+# The simulators allow 3000 requests a minute; the defaults are tuned for the hosted services.
+DEMO_SPEED = {
+    "SOURCES__CHATWOOT__RATE_LIMIT_PER_MINUTE": "2400",
+}
 
 EXAMPLE_QUERIES = [
     (
@@ -74,9 +82,12 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
 def demo_sync_env() -> dict[str, str]:
     prefix = f"SYNCS__{DEMO_SYNC.upper()}__"
     return {
-        prefix + "TARGET": "sendblue.contacts",
+        prefix + "TARGET": "chatwoot.contacts",
         prefix + "QUERY": DEMO_SYNC_QUERY,
         prefix + "MODE": "create_only",
+        prefix + "MATCH_ON": "phone_number",
+        prefix + "RATE_LIMIT_PER_MINUTE": "1200",
+        prefix + "CONCURRENCY": "8",
     }
 
 
@@ -130,7 +141,12 @@ def run_demo(
     boxes = start_sandboxes(size=size, seed=seed)
     try:
         out(f"   Chatwoot {boxes.chatwoot.url}   Sendblue {boxes.sendblue.url}")
-        env = {**boxes.env(), **demo_sync_env(), "DESTINATION__DUCKDB__CREDENTIALS": duckdb_path}
+        env = {
+            **boxes.env(),
+            **DEMO_SPEED,
+            **demo_sync_env(),
+            "DESTINATION__DUCKDB__CREDENTIALS": duckdb_path,
+        }
         with patched_environ(env):
             out(f"== 2. Loading both sources into {duckdb_path}")
             report = load(
@@ -142,9 +158,7 @@ def run_demo(
             figures["rows"] = {load.source: load.rows for load in report.loads}
 
             out("")
-            out(
-                f"== 3. Reverse ETL: sync {DEMO_SYNC} (Chatwoot contacts with a phone -> new Sendblue contacts)"
-            )
+            out(f"== 3. Reverse ETL: sync {DEMO_SYNC} (Sendblue contacts -> new Chatwoot contacts, labelled)")
             forget_demo_sync(duckdb_path)
             out("-- dry run (plans, sends nothing):")
             dry = run_sync(DEMO_SYNC, dry_run=True, out=out)
@@ -154,10 +168,10 @@ def run_demo(
             figures["sync_dry_status"] = str(getattr(dry, "status", ""))
 
             out("")
-            out("== 4. Reloading Sendblue contacts to see the synced ones, then example queries")
+            out("== 4. Reloading Chatwoot contacts to see the synced ones, then example queries")
             reload = load(
-                "sendblue",
-                resources=["contacts", "contact_tags"],
+                "chatwoot",
+                resources=["contacts", "contact_labels"],
                 pipelines_dir=pipelines_dir,
                 progress_stream=progress_stream,
             )
