@@ -126,3 +126,8 @@ def db() -> Any:
         tables = staticmethod(table_names)
 
     return Db
+
+
+@pytest.fixture
+def switchboard_executable() -> str:
+    return SWITCHBOARD
