@@ -277,6 +277,26 @@ class AsyncSendblueClient(AsyncApiClient):
         ):
             yield page
 
+    async def iter_contacts_without_created_at(
+        self, *, skip: set[str] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Contacts with no created_at (the spec makes every field optional), which no created_at_gte
+        window can return: PostgreSQL sorts NULLs first when descending, so they open the descending
+        listing; paged until the first dated contact (or the offset cap)."""
+        skip = skip or set()
+        offset = 0
+        while offset <= CONTACTS_OFFSET_CAP:
+            rows = await self.list_contacts(
+                limit=CONTACTS_PAGE_MAX, offset=offset, order_by="created_at", order_direction="desc"
+            )
+            undated = [r for r in rows if r.get("created_at") is None]
+            fresh = [r for r in undated if r.get("phone") not in skip]
+            if fresh:
+                yield fresh
+            if len(undated) < len(rows) or len(rows) < CONTACTS_PAGE_MAX:
+                return
+            offset += len(rows)
+
     async def _contacts_created_at(
         self, stamp: datetime, already: set[Any]
     ) -> tuple[list[dict[str, Any]], bool] | None:

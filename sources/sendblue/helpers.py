@@ -226,16 +226,28 @@ def contact_pages(client: SendblueClient, state: dict[str, Any]) -> Iterator[lis
     known = set(state.get("phones") or ())
     seen: set[str] = set()
     skipped = 0
-    for page in client.iter_contacts():
+
+    def keyed(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal skipped
         rows = [r for r in page if r.get("phone")]
         skipped += len(page) - len(rows)
         seen.update(r["phone"] for r in rows)
+        return rows
+
+    for page in client.iter_contacts():
+        rows = keyed(page)
         if rows:
             yield rows
+    report: WalkReport = client.aclient.last_contacts_walk
+    total = client.count_contacts()
+    if report.undated or total > len(seen) + skipped:
+        for page in client.iter_contacts_without_created_at(skip=seen):
+            rows = keyed(page)
+            if rows:
+                yield rows
     if skipped:
         log.warning("Sendblue: %d contacts without a phone number were skipped (phone is the key)", skipped)
-    report: WalkReport = client.aclient.last_contacts_walk
-    complete = not (report.stuck_timestamps or report.truncated_at_cap)
+    complete = not (report.stuck_timestamps or report.truncated_at_cap or report.reordered_ties)
     if not complete:
         log.warning(
             "Sendblue: the contacts walk could not read every contact (%s); no contact is marked deleted",
@@ -255,7 +267,6 @@ def contact_pages(client: SendblueClient, state: dict[str, Any]) -> Iterator[lis
         if tombstones:
             yield tombstones
         state["phones"] = sorted(seen | found)
-    total = client.count_contacts()
     listed = len(seen) + skipped
     if total != listed:
         log.warning(

@@ -56,6 +56,7 @@ class WalkReport:
     # timestamps whose tie group came back reordered between pages with no stable way to re-list it
     reordered_ties: list[str] = field(default_factory=list)
     fell_back_to_offsets: bool = False
+    undated: int = 0  # rows seen without the order field (sorted last, out of any window's reach)
     truncated_at_cap: bool = False  # offset mode hit the cap with more rows left
 
 
@@ -133,6 +134,15 @@ async def keyset_walk(
         page = await fetch(to_api_timestamp(window) if window is not None else None, offset, page_limit)
         report.requests += 1
         rows = page.rows
+        dated = [r for r in rows if r.get(order_field) is not None]
+        undated_at_end = len(dated) < len(rows) and all(
+            r.get(order_field) is None for r in rows[len(dated) :]
+        )
+        if undated_at_end:
+            # PostgreSQL sorts NULLs last ascending: the dated rows end here, and a window filter can
+            # never reach undated ones, so the caller lists them apart (see WalkReport.undated)
+            report.undated += len(rows) - len(dated)
+            rows = dated
         stamps = [r.get(order_field) for r in rows]
         ordered = all(
             a is not None and b is not None and a <= b for a, b in zip(stamps, stamps[1:], strict=False)
@@ -160,6 +170,8 @@ async def keyset_walk(
         if fresh:
             remember(fresh)
             yield fresh
+        if undated_at_end:
+            return
         last = stamps[-1] if stamps else None
 
         # Inside a tie group, a page at a deeper offset that repeats a row already read in this window

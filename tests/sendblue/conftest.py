@@ -64,10 +64,18 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox_factory() -> Callable[..., Sandbox]:
-    """`sandbox_factory(size="small", seed=0, key_casing="snake", **overrides)`: a fresh in-process simulator."""
+    """`sandbox_factory(size="small", seed=0, key_casing="snake", wrap=None, **overrides)`: a fresh
+    in-process simulator; `wrap(app)` may put an ASGI layer in front of it (keeping `.state`)."""
 
-    def make(size: str = "small", seed: int = 0, key_casing: str = "snake", **overrides: Any) -> Sandbox:
-        return Sandbox(create_app(size, seed, key_casing, **overrides))
+    def make(
+        size: str = "small",
+        seed: int = 0,
+        key_casing: str = "snake",
+        wrap: Callable[[Any], Any] | None = None,
+        **overrides: Any,
+    ) -> Sandbox:
+        app = create_app(size, seed, key_casing, **overrides)
+        return Sandbox(wrap(app) if wrap else app)
 
     return make
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
@@ -147,3 +148,51 @@ def test_a_tie_group_no_listing_can_get_through_ends_the_walk_and_is_reported(
     assert report.stuck_timestamps == [stamp]
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert stamp in messages and "offset cap" in messages
+
+
+class WithoutCreatedAtFilter:
+    """The simulator as an older deployment: `created_at_gte` (newest spec only) is silently ignored."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            query = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+            kept = [(k, v) for k, v in query if k != "created_at_gte"]
+            scope = dict(scope, query_string=urlencode(kept).encode())
+        await self.app(scope, receive, send)
+
+
+def test_a_server_without_the_window_filter_still_loads_what_offsets_reach(
+    sandbox_factory: Any, warehouse: Any, truth: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox = sandbox_factory(
+        "small", seed=12, contacts=2_500, messages=0, tie_fraction=0.5, wrap=WithoutCreatedAtFilter
+    )
+    with caplog.at_level(logging.WARNING, logger="switchboard.sendblue"):
+        counts = warehouse.run(
+            sandbox.source(contacts_page_size=500).with_resources("contacts", "contact_tags")
+        )
+    assert counts["contacts"] == 2_500
+    truth.contacts(sandbox, warehouse)
+    assert "falling back to plain offset paging" in caplog.text
+
+
+def test_contacts_without_created_at_are_loaded(sandbox_factory: Any, warehouse: Any, truth: Any) -> None:
+    """Every contact field is optional in the spec; a window on created_at never returns undated ones."""
+    sandbox = sandbox_factory("small", seed=13, contacts=1_800, messages=0)
+    state = sandbox.state
+    with state.lock:
+        undated = list(state.contacts.values())[::150]
+        for contact in undated:
+            contact.pop("created_at")
+        state._touch_contacts()
+
+    counts = warehouse.run(sandbox.source(contacts_page_size=400).with_resources("contacts", "contact_tags"))
+
+    assert counts["contacts"] == 1_800
+    truth.contacts(sandbox, warehouse)
+    descending = [r for r in sandbox.requests("/api/v2/contacts") if r.param("order_direction") == "desc"]
+    assert len(descending) == 1  # one page of the descending listing holds them all
