@@ -80,12 +80,23 @@ def open_client(
     return client
 
 
-def _shutdown(aclient: Any, loop: Any) -> None:
+def _shutdown(aclient: Any, loop_thread: Any) -> None:
+    """Close the connections, then stop the loop, without waiting: the garbage collector may call this
+    on any thread, the loop's own included, where blocking on the loop would deadlock."""
+    loop = loop_thread.loop
+    if loop.is_closed() or not loop.is_running():
+        return
+
+    async def close() -> None:
+        try:
+            await aclient.aclose()
+        finally:
+            loop.stop()
+
     try:
-        if loop.loop.is_running():
-            loop.run(aclient.aclose())
-    finally:
-        loop.close()
+        loop.call_soon_threadsafe(lambda: loop.create_task(close()))
+    except RuntimeError:  # the loop closed meanwhile
+        pass
 
 
 # ------------------------------------------------------------------------------------------ contacts
