@@ -131,3 +131,11 @@ def test_discover_text_names_keys_cursors_and_column_types(cli) -> None:
     assert "chatwoot.contact_labels  primary key: contact_id, label" in out
     # columns with their types under each stream
     assert any(line.split() == ["phone_number", "text"] for line in out.splitlines())
+
+
+def test_check_names_a_failed_tls_handshake(config, cli, monkeypatch, sandboxes) -> None:
+    # https:// to a server that only speaks plain HTTP: the handshake fails, and says so
+    monkeypatch.setenv("SOURCES__CHATWOOT__BASE_URL", sandboxes.chatwoot.url.replace("http://", "https://"))
+    monkeypatch.setenv("SOURCES__CHATWOOT__MAX_RETRIES", "0")
+    line = _one_error_line(cli("check", "chatwoot"))
+    assert "TLS handshake" in line
