@@ -104,6 +104,13 @@ class Warehouse:
         self._in_transaction = False
         self._commit()
 
+    # how many values `in_values` puts in one statement
+    max_in_values = 500
+
+    def in_values(self, column_sql: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """(`column IN (...)` condition, its parameters) for a list of text values."""
+        return f"{column_sql} IN ({', '.join('?' for _ in values)})", list(values)
+
     def table_exists(self, schema: str, table: str) -> bool:
         rows = self.query(
             "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
@@ -174,6 +181,7 @@ class DuckDBWarehouse(Warehouse):
 
         super().__init__(f"duckdb:{path}")
         self.path = path
+        self._types: dict[str, dict[str, str]] = {}
         try:
             self._con = duckdb.connect(path, read_only=read_only)
         except duckdb.Error as exc:
@@ -191,6 +199,34 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error as exc:
             raise WarehouseError(f"DuckDB ({self.path}): {exc}") from None
         return (columns, rows) if fetch else None
+
+    max_in_values = 200_000
+
+    def in_values(self, column_sql: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # one list parameter instead of one parameter per value: binding is the slow part in DuckDB
+        return f"{column_sql} IN (SELECT UNNEST(?::VARCHAR[]))", [[str(v) for v in values]]
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Column lists unnested in one statement: binding one list per column is some 25 times faster
+        in DuckDB than multi-row VALUES with a parameter per value."""
+        if not rows:
+            return
+        types = self._column_types(table)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        selects = ", ".join(f"UNNEST(?::{types[c]}[])" for c in columns)
+        data = [list(values) for values in zip(*rows, strict=True)]
+        self.execute(f"INSERT INTO {table} ({cols}) SELECT {selects}", data)
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        if table not in self._types:
+            schema, _, name = table.rpartition(".")
+            rows = self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ? AND (table_schema = ? OR ? = '')",
+                [name, schema, schema],
+            )
+            self._types[table] = {str(r["column_name"]): str(r["data_type"]) for r in rows}
+        return self._types[table]
 
     def _begin(self) -> None:
         self._con.execute("BEGIN TRANSACTION")
@@ -234,6 +270,25 @@ class PostgresWarehouse(Warehouse):
                     return None
                 columns = [d[0] for d in (cursor.description or [])]
                 return columns, cursor.fetchall()
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"Postgres ({self.description}): {_first_line(exc)}") from None
+
+    max_in_values = 200_000
+
+    def in_values(self, column_sql: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # psycopg2 sends a Python list as one array parameter
+        return f"{column_sql} = ANY(?)", [[str(v) for v in values]]
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        import psycopg2
+        from psycopg2.extras import execute_values
+
+        if not rows:
+            return
+        cols = ", ".join(quote_ident(c) for c in columns)
+        try:
+            with self._con.cursor() as cursor:
+                execute_values(cursor, f"INSERT INTO {table} ({cols}) VALUES %s", [tuple(r) for r in rows], page_size=500)
         except psycopg2.Error as exc:
             raise WarehouseError(f"Postgres ({self.description}): {_first_line(exc)}") from None
 

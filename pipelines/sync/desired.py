@@ -1,12 +1,14 @@
-"""The SQL side of a sync: run its query once, hash every row in the warehouse, and hand Python only the
-rows that may need work.
+"""The SQL side of a sync: hash every desired row in the warehouse and hand Python only the rows that may
+need work.
 
-The query result goes into a temporary table (one scan of the user's query) with two extra columns:
-`_sb_source_hash`, an MD5 of the sync's fingerprint and every column as text, and `_sb_raw_key`, the
-row's key roughly normalised in SQL (digits of a phone, lower-cased email) so that most duplicate keys are
-caught without leaving the database. A row whose source hash matches a `synced` ledger entry is unchanged
-and never reaches Python; rows with a new or changed hash, a missing key or a duplicated key do. Warehouses
-without temporary tables get the same statements over a subquery instead.
+Each row of the sync's query gets `_sb_source_hash`: an MD5 of the sync's fingerprint, the column names
+and every column as text. One statement returns the candidates: rows whose hash matches no settled
+(`synced`/`skipped`) ledger entry of the sync, plus rows whose hash occurs more than once (identical
+duplicate rows, which would otherwise both pass as unchanged). Everything else is unchanged and never
+leaves the database, so a run over unchanged data costs about one scan and hash of the query result.
+
+Duplicates that are not identical cannot both match the ledger (it holds one hash per key), so at least
+one of them reaches Python, where the key is normalised and the clash found (see run.build_plan).
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from pipelines.sync.ledger import SETTLED, SYNCED
 from pipelines.sync.rows import key_columns
 
 HASH_COLUMN = "_sb_source_hash"
-KEY_COLUMN = "_sb_raw_key"
-CHUNK = 500
 
 
 class QueryShapeError(ValueError):
@@ -38,21 +38,22 @@ def infer_match_on(columns: Iterable[str]) -> str | None:
 
 
 class DesiredRows:
-    """One run's view of the desired rows. Use as a context manager; the temporary table is dropped after."""
+    """One run's view of the desired rows: counts, candidates, and the lookups the diff needs."""
 
     def __init__(
         self,
         wh: Warehouse,
         config: SyncConfig,
+        columns: list[str],
         match_on: str | None,
-        run_id: str,
         ledger_table: str | None,
     ):
-        """`ledger_table`: the sync_ledger table, or None when it does not exist yet (a first dry run)."""
+        """`columns`: what the query yields; `ledger_table`: the sync_ledger table, or None when it does
+        not exist yet (a first dry run)."""
         self.wh = wh
         self.config = config
         self.sql = strip_statement(config.source_sql())
-        self.columns = wh.query_columns(self.sql)
+        self.columns = columns
         self.match_on = match_on
         missing = [c for c in key_columns(config.target, match_on) if c not in self.columns]
         if missing:
@@ -61,11 +62,7 @@ class DesiredRows:
                 f"(it yields: {', '.join(self.columns) or 'no columns'})"
             )
         self.ledger_table = ledger_table
-        self.temp_table = f"switchboard_desired_{run_id.replace('-', '')[:16]}"
-        self.use_temp = wh.dialect in ("duckdb", "postgres")
-        self._relation = ""
-
-    # -- SQL pieces
+        self.relation = f"(SELECT q.*, {self._hash_expr()} AS {HASH_COLUMN} FROM ({self.sql}) AS q)"
 
     def _hash_expr(self) -> str:
         # column names are part of the hash prefix, so renaming or adding a column re-evaluates every row
@@ -77,68 +74,29 @@ class DesiredRows:
             parts.append(f"COALESCE({self.wh.text_expr('q.' + quote_ident(column))}, CHR(30))")
         return self.wh.md5_expr(" || CHR(31) || ".join(parts))
 
-    def _key_part(self, column: str) -> str:
-        text = f"TRIM({self.wh.text_expr('q.' + quote_ident(column))})"
-        if self.wh.dialect in ("duckdb", "postgres"):
-            if column in ("phone", "phone_number"):
-                return f"NULLIF(REGEXP_REPLACE({text}, '[^0-9]', '', 'g'), '')"
-            if column in ("email", "label"):
-                return f"NULLIF(LOWER({text}), '')"
-        return f"NULLIF({text}, '')"
-
-    def _key_expr(self) -> str:
-        parts = [self._key_part(c) for c in key_columns(self.config.target, self.match_on)]
-        return " || CHR(31) || ".join(parts)
-
-    def _select(self) -> str:
+    def _settled(self) -> str:
+        statuses = ", ".join(f"'{status}'" for status in SETTLED)
         return (
-            f"SELECT q.*, {self._hash_expr()} AS {HASH_COLUMN}, {self._key_expr()} AS {KEY_COLUMN} "
-            f"FROM ({self.sql}) AS q"
+            f"SELECT l.source_hash FROM {self.ledger_table} AS l "
+            f"WHERE l.sync_name = ? AND l.status IN ({statuses})"
         )
-
-    # -- lifecycle
-
-    def __enter__(self) -> DesiredRows:
-        if self.use_temp:
-            self.wh.execute(f"DROP TABLE IF EXISTS {self.temp_table}")
-            self.wh.execute(f"CREATE TEMPORARY TABLE {self.temp_table} AS {self._select()}")
-            self._relation = self.temp_table
-        else:
-            self._relation = f"({self._select()})"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.use_temp:
-            try:
-                self.wh.execute(f"DROP TABLE IF EXISTS {self.temp_table}")
-            except Exception:  # the connection may be gone after a failure; the table dies with it
-                pass
 
     # -- reads
 
     def count(self) -> int:
-        rows = self.wh.query(f"SELECT COUNT(*) AS n FROM {self._relation} AS d")
+        rows = self.wh.query(f"SELECT COUNT(*) AS n FROM ({self.sql}) AS q")
         return int(rows[0]["n"])
 
     def candidates(self) -> list[dict[str, Any]]:
-        """Rows that may need work: new or changed hash, missing key, or a key seen more than once."""
-        conditions = [
-            f"d.{KEY_COLUMN} IS NULL",
-            f"d.{KEY_COLUMN} IN (SELECT x.{KEY_COLUMN} FROM {self._relation} AS x "
-            f"GROUP BY x.{KEY_COLUMN} HAVING COUNT(*) > 1)",
-        ]
-        params: list[Any] = []
+        """Rows that may need work: a hash the ledger has not settled, or one seen more than once."""
+        duplicated = f"d.{HASH_COLUMN} IN (SELECT x.{HASH_COLUMN} FROM d AS x GROUP BY x.{HASH_COLUMN} HAVING COUNT(*) > 1)"
         if self.ledger_table:
-            settled = "(" + ", ".join(f"'{status}'" for status in SETTLED) + ")"
-            conditions.append(
-                f"NOT EXISTS (SELECT 1 FROM {self.ledger_table} AS l WHERE l.sync_name = ? AND l.status IN {settled} "
-                f"AND l.source_hash = d.{HASH_COLUMN})"
-            )
-            params.append(self.config.name)
+            condition = f"{duplicated} OR NOT EXISTS ({self._settled()} AND l.source_hash = d.{HASH_COLUMN})"
+            params: list[Any] | None = [self.config.name]
         else:
-            conditions.append("1 = 1")
+            condition, params = "1 = 1", None
         columns, rows = self.wh.query_rows(
-            f"SELECT d.* FROM {self._relation} AS d WHERE " + " OR ".join(conditions), params or None
+            f"WITH d AS {self.relation} SELECT d.* FROM d WHERE {condition}", params
         )
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
@@ -146,13 +104,10 @@ class DesiredRows:
         """Which of these source hashes belong to rows of this run."""
         wanted = sorted({h for h in hashes if h})
         present: set[str] = set()
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            rows = self.wh.query(
-                f"SELECT DISTINCT d.{HASH_COLUMN} AS h FROM {self._relation} AS d WHERE d.{HASH_COLUMN} IN ({marks})",
-                chunk,
-            )
+        step = self.wh.max_in_values
+        for start in range(0, len(wanted), step):
+            condition, params = self.wh.in_values(f"d.{HASH_COLUMN}", wanted[start : start + step])
+            rows = self.wh.query(f"SELECT DISTINCT d.{HASH_COLUMN} AS h FROM {self.relation} AS d WHERE {condition}", params)
             present.update(str(r["h"]) for r in rows)
         return present
 
@@ -163,6 +118,6 @@ class DesiredRows:
         return self.wh.query(
             f"SELECT l.record_key, l.payload, l.remote_id FROM {self.ledger_table} AS l WHERE l.sync_name = ? "
             f"AND l.status = '{SYNCED}' AND NOT EXISTS "
-            f"(SELECT 1 FROM {self._relation} AS d WHERE d.{HASH_COLUMN} = l.source_hash)",
+            f"(SELECT 1 FROM {self.relation} AS d WHERE d.{HASH_COLUMN} = l.source_hash)",
             [self.config.name],
         )

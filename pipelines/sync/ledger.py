@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from destinations.warehouse import Warehouse
+from destinations.warehouse import Warehouse, WarehouseError
 
 DEFAULT_SCHEMA = "reverse_etl"
 
@@ -147,7 +147,6 @@ class Tables:
         ]
 
 
-KEYS_PER_STATEMENT = 500
 
 
 def utcnow() -> datetime:
@@ -198,7 +197,12 @@ def ensure_tables(wh: Warehouse, tables: Tables) -> None:
 
 
 def tables_exist(wh: Warehouse, tables: Tables) -> bool:
-    return wh.table_exists(tables.schema, "sync_ledger")
+    # a probe instead of information_schema, which DuckDB answers far more slowly than a no-row select
+    try:
+        wh.query(f"SELECT 1 AS present FROM {tables.ledger} WHERE 1 = 0")
+    except WarehouseError:
+        return False
+    return True
 
 
 class Ledger:
@@ -215,12 +219,12 @@ class Ledger:
     def entries(self, keys: Iterable[str]) -> dict[str, LedgerEntry]:
         keys = list(dict.fromkeys(keys))
         found: dict[str, LedgerEntry] = {}
-        for start in range(0, len(keys), KEYS_PER_STATEMENT):
-            chunk = keys[start : start + KEYS_PER_STATEMENT]
-            marks = ", ".join("?" for _ in chunk)
+        step = self.wh.max_in_values
+        for start in range(0, len(keys), step):
+            condition, params = self.wh.in_values("record_key", keys[start : start + step])
             rows = self.wh.query(
-                f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND record_key IN ({marks})",
-                [self.sync_name, *chunk],
+                f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND {condition}",
+                [self.sync_name, *params],
             )
             for row in rows:
                 entry = _entry(row)
@@ -245,12 +249,12 @@ class Ledger:
         now = utcnow()
         with self.wh.transaction():
             keys = [e.key for e in entries] + list(deletes)
-            for start in range(0, len(keys), KEYS_PER_STATEMENT):
-                chunk = keys[start : start + KEYS_PER_STATEMENT]
-                marks = ", ".join("?" for _ in chunk)
+            step = self.wh.max_in_values
+            for start in range(0, len(keys), step):
+                condition, params = self.wh.in_values("record_key", keys[start : start + step])
                 self.wh.execute(
-                    f"DELETE FROM {self.tables.ledger} WHERE sync_name = ? AND record_key IN ({marks})",
-                    [self.sync_name, *chunk],
+                    f"DELETE FROM {self.tables.ledger} WHERE sync_name = ? AND {condition}",
+                    [self.sync_name, *params],
                 )
             self.wh.insert_rows(
                 self.tables.ledger,

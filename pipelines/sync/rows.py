@@ -51,8 +51,10 @@ def blank_to_none(value: Any) -> Any:
     return value
 
 
-def normalize_phone(value: Any, region: str | None) -> str | None:
-    """E.164 via phonenumbers; numbers without a country code need `default_region`."""
+def normalize_phone(value: Any, region: str | None, *, strict: bool = True) -> str | None:
+    """E.164 via phonenumbers; numbers without a country code need `default_region`. `strict` also
+    requires a number that is valid for its region (Sendblue refuses others with 400 "Invalid phone
+    number"); otherwise a possible length is enough (Chatwoot checks only the E.164 shape)."""
     value = blank_to_none(value)
     if value is None:
         return None
@@ -68,6 +70,8 @@ def normalize_phone(value: Any, region: str | None) -> str | None:
         raise ValueError(f"not a phone number: {text!r}{hint}: {exc._msg}") from None
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError(f"not a possible phone number: {text!r}")
+    if strict and not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"not a valid phone number: {text!r}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -289,6 +293,7 @@ class RowValidator:
         self.region = default_region
         self.fields = model_fields(target)
         self.phone_fields = [f for f in self.fields if f in PHONE_FIELDS]
+        self.strict_phones = target.startswith("sendblue.")
 
     def raw_key(self, raw: dict[str, Any]) -> str | None:
         value = raw.get(self.key_field)
@@ -302,7 +307,7 @@ class RowValidator:
         for name in self.phone_fields:
             if name in data:
                 try:
-                    data[name] = normalize_phone(data[name], self.region)
+                    data[name] = normalize_phone(data[name], self.region, strict=self.strict_phones)
                 except ValueError as exc:
                     problems.append(f"{name}: {exc}")
         key_value = blank_to_none(raw.get(self.key_field))

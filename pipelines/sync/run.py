@@ -51,7 +51,6 @@ Out = Callable[[str], Any]
 EXIT_CODES = {"success": 0, "dry_run": 0, "failed": 1, "partial": 2}
 # a run stops when this many batches in a row got no answer at all from the API
 UNREACHABLE_BATCHES = 3
-KEYS_PER_LOOKUP = 500
 
 
 @dataclass
@@ -100,13 +99,12 @@ def _remote_index(wh: Warehouse, config: SyncConfig, match_on: str | None, keys:
     match_sql = f"LOWER({quote_ident(column)})" if column == "email" else quote_ident(column)
     index: dict[str, str | None] = {}
     wanted = sorted(set(keys))
-    for start in range(0, len(wanted), KEYS_PER_LOOKUP):
-        chunk = wanted[start : start + KEYS_PER_LOOKUP]
-        marks = ", ".join("?" for _ in chunk)
+    step = wh.max_in_values
+    for start in range(0, len(wanted), step):
+        condition, params = wh.in_values(match_sql, wanted[start : start + step])
         rows = wh.query(
-            f"SELECT {id_sql} AS remote_id, {match_sql} AS match_key FROM {schema}.contacts "
-            f"WHERE {match_sql} IN ({marks}){live}",
-            chunk,
+            f"SELECT {id_sql} AS remote_id, {match_sql} AS match_key FROM {schema}.contacts WHERE {condition}{live}",
+            params,
         )
         for row in rows:
             index[str(row["match_key"])] = None if row["remote_id"] is None else str(row["remote_id"])
@@ -125,67 +123,65 @@ def build_plan(
         )
     plan = Plan(config=config, match_on=match_on)
     ledger = Ledger(wh, tables, config.name, run_id)
-    with DesiredRows(wh, config, match_on, run_id, tables.ledger if ledger_exists else None) as desired:
-        plan.rows_read = desired.count()
-        candidates = desired.candidates()
-        known = set(model_fields(config.target)) | {match_on or ""}
-        plan.ignored_columns = [c for c in desired.columns if c not in known]
+    desired = DesiredRows(wh, config, columns, match_on, tables.ledger if ledger_exists else None)
+    plan.rows_read = desired.count()
+    candidates = desired.candidates()
+    known = set(model_fields(config.target)) | {match_on or ""}
+    plan.ignored_columns = [c for c in desired.columns if c not in known]
 
-        validator = RowValidator(config.target, match_on, config.default_region)
-        valid: list[DesiredRow] = []
-        for raw in candidates:
-            outcome = validator.validate(raw, str(raw[HASH_COLUMN]))
-            if isinstance(outcome, Reject):
-                plan.rejects.append(outcome)
-            else:
-                valid.append(outcome)
-        valid, duplicates = reject_duplicates(valid)
-        plan.rejects.extend(duplicates)
-        entries = ledger.entries(row.key for row in valid) if ledger_exists else {}
+    validator = RowValidator(config.target, match_on, config.default_region)
+    valid: list[DesiredRow] = []
+    for raw in candidates:
+        outcome = validator.validate(raw, str(raw[HASH_COLUMN]))
+        if isinstance(outcome, Reject):
+            plan.rejects.append(outcome)
+        else:
+            valid.append(outcome)
+    valid, duplicates = reject_duplicates(valid)
+    plan.rejects.extend(duplicates)
+    entries = ledger.entries(row.key for row in valid) if ledger_exists else {}
 
-        # the same key as a row the warehouse already proved unchanged (written differently, e.g. a phone
-        # with and without spaces): both rows are duplicates
-        fast_unchanged = plan.rows_read - len(candidates)
-        suspects = {
-            row.key: entry.source_hash
-            for row in valid
-            if (entry := entries.get(row.key)) is not None
-            and entry.status in SETTLED
-            and entry.source_hash
-            and entry.source_hash != row.source_hash
-        }
-        clashing = set()
-        if suspects:
-            present = desired.hashes_present(h for h in suspects.values() if h)
-            clashing = {key for key, source_hash in suspects.items() if source_hash in present}
-        if clashing:
-            for key in sorted(clashing):
-                reason = f"duplicate key: 2 rows share {key}"
-                plan.rejects.extend([Reject(key, reason), Reject(key, reason)])
-            fast_unchanged -= len(clashing)
-            valid = [row for row in valid if row.key not in clashing]
-        plan.unchanged = fast_unchanged
+    # the same key as a row the warehouse already proved unchanged (written differently, e.g. a phone
+    # with and without spaces): both rows are duplicates
+    fast_unchanged = plan.rows_read - len(candidates)
+    suspects = {
+        row.key: entry.source_hash
+        for row in valid
+        if (entry := entries.get(row.key)) is not None
+        and entry.status in SETTLED
+        and entry.source_hash
+        and entry.source_hash != row.source_hash
+    }
+    clashing = set()
+    if suspects:
+        present = desired.hashes_present(h for h in suspects.values() if h)
+        clashing = {key for key, source_hash in suspects.items() if source_hash in present}
+    if clashing:
+        for key in sorted(clashing):
+            reason = f"duplicate key: 2 rows share {key}"
+            plan.rejects.extend([Reject(key, reason), Reject(key, reason)])
+        fast_unchanged -= len(clashing)
+        valid = [row for row in valid if row.key not in clashing]
+    plan.unchanged = fast_unchanged
 
-        unknown_remotely = [
-            str(row.fields.get("contact_key", row.key))
-            for row in valid
-            if (entry := entries.get(row.key)) is None or (entry.status not in SETTLED and not entry.remote_id)
-        ]
-        index = _remote_index(wh, config, match_on, unknown_remotely) if unknown_remotely else None
-        if index is None and unknown_remotely == [] and config.api == "chatwoot":
-            index = {}
-        classify(plan, valid, entries, index if config.target != "chatwoot.contact_labels" else None)
+    unknown_remotely = [
+        str(row.fields.get("contact_key", row.key))
+        for row in valid
+        if (entry := entries.get(row.key)) is None or (entry.status not in SETTLED and not entry.remote_id)
+    ]
+    index = _remote_index(wh, config, match_on, unknown_remotely) if unknown_remotely else None
+    classify(plan, valid, entries, index if config.target != "chatwoot.contact_labels" else None)
 
-        if config.target == "chatwoot.contact_labels" and config.remove:
-            rejected = {r.key for r in plan.rejects}
-            for gone in desired.vanished_ledger_entries():
-                key = str(gone["record_key"])
-                if key in plan.rows or key in rejected:
-                    continue
-                payload = json.loads(gone["payload"]) if gone.get("payload") else None
-                if not payload:
-                    continue
-                plan.removes.append(WorkItem(key, payload, "remove", payload, gone.get("remote_id")))
+    if config.target == "chatwoot.contact_labels" and config.remove:
+        rejected = {r.key for r in plan.rejects}
+        for gone in desired.vanished_ledger_entries():
+            key = str(gone["record_key"])
+            if key in plan.rows or key in rejected:
+                continue
+            payload = json.loads(gone["payload"]) if gone.get("payload") else None
+            if not payload:
+                continue
+            plan.removes.append(WorkItem(key, payload, "remove", payload, gone.get("remote_id")))
     return plan, index
 
 

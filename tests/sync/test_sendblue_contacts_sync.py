@@ -229,3 +229,28 @@ def test_row_errors_are_logged_and_retried_on_the_next_run(sendblue_box, make_en
     assert again.status == "success" and again.counts["updated"] == 1
     assert state.contacts[missing]["first_name"] == "Nobody"
     assert h.ledger("upd")[missing]["status"] == "synced"
+
+
+def test_duplicates_are_caught_even_when_one_copy_is_unchanged(sendblue_box, make_env, h) -> None:
+    env = make_env(sendblue=sendblue_box)
+    phone, other = h.new_phones(2, start=600)
+    columns = {"phone": "VARCHAR", "first_name": "VARCHAR"}
+    h.write_table("crm.d", columns, [(phone, "Once"), (other, "Other")])
+    env.sync("dups", target="sendblue.contacts", table="crm.d")
+    assert run_sync("dups", out=lambda _: None).status == "success"
+
+    # an identical second copy: both copies hash alike, so neither may pass as unchanged
+    h.write_table("crm.d", columns, [(phone, "Once"), (phone, "Once"), (other, "Other")])
+    twice = run_sync("dups", out=lambda _: None)
+    assert twice.status == "partial" and twice.counts["rejected"] == 2 and twice.counts["unchanged"] == 1
+
+    # the same number written differently next to the unchanged row: found through the ledger
+    spaced = f"{phone[:2]} {phone[2:5]} {phone[5:8]} {phone[8:]}"
+    h.write_table("crm.d", columns, [(phone, "Once"), (spaced, "Changed"), (other, "Other")])
+    sendblue_box.state.log.clear()
+    clash = run_sync("dups", out=lambda _: None)
+    assert clash.status == "partial" and clash.counts["rejected"] == 2 and clash.counts["unchanged"] == 1
+    assert h.writes(sendblue_box) == []
+    assert sendblue_box.state.contacts[phone]["first_name"] == "Once"
+    rejected = [r for r in h.sync_log("dups") if r["outcome"] == "rejected" and r["record_key"] == phone]
+    assert len(rejected) == 4 and all("duplicate key" in r["message"] for r in rejected)
