@@ -196,7 +196,9 @@ class SendblueContactsWriter:
         by_phone = {str(c.get("phone")): c for c in answered if c.get("phone")}
         created = [i for i in items if i.key in by_phone]
         missing = [i for i in items if i.key not in by_phone]
-        results = await run_each(created, lambda i: self._after_create(i, by_phone[i.key]), self.concurrency)
+        results = await run_each(
+            created, lambda i: self._after_create(i, by_phone[i.key], AFTER_CREATE_FIELDS), self.concurrency
+        )
         if self.mode == "upsert":
             # skipped by the bulk import, most likely because the phone exists: a full PUT makes it equal
             # the row (a 404 there creates it one by one)
@@ -221,13 +223,12 @@ class SendblueContactsWriter:
             return result_from_error(item.key, "create", exc, may_have_applied=True)
         return await self._after_create(item, contact, put_fields=("company_name",))
 
-    async def _after_create(
-        self, item: WorkItem, contact: dict[str, Any], put_fields: tuple[str, ...] = ()
-    ) -> RowResult:
-        """The steps a create could not carry: PUT of the fields bulk items lack, then the opt-out."""
+    async def _after_create(self, item: WorkItem, contact: dict[str, Any], put_fields: tuple[str, ...]) -> RowResult:
+        """The steps a create could not carry: a PUT of `put_fields` (what the create's schema lacks), then
+        the opt-out."""
         effects = ["created"]
         remote_id = _remote_id(contact, item.key)
-        body = {k: item.fields[k] for k in (*AFTER_CREATE_FIELDS, *put_fields) if item.fields.get(k) is not None}
+        body = {k: item.fields[k] for k in put_fields if item.fields.get(k) is not None}
         try:
             if body:
                 await self.pacer.write()

@@ -2,10 +2,10 @@
 need work.
 
 Each row of the sync's query gets `_sb_source_hash`: an MD5 of the sync's fingerprint, the column names
-and every column as text. One statement returns the candidates: rows whose hash matches no settled
-(`synced`/`skipped`) ledger entry of the sync, plus rows whose hash occurs more than once (identical
-duplicate rows, which would otherwise both pass as unchanged). Everything else is unchanged and never
-leaves the database, so a run over unchanged data costs about one scan and hash of the query result.
+and every column as text. The candidates are the rows whose hash matches no settled (`synced`/`skipped`)
+ledger entry of the sync, plus rows whose hash occurs more than once (identical duplicate rows, which
+would otherwise both pass as unchanged). Everything else is unchanged and never leaves the database, so
+a run over unchanged data costs about one scan and hash of the query result.
 
 Duplicates that are not identical cannot both match the ledger (it holds one hash per key), so at least
 one of them reaches Python, where the key is normalised and the clash found (see run.build_plan).
@@ -88,16 +88,29 @@ class DesiredRows:
         return int(rows[0]["n"])
 
     def candidates(self) -> list[dict[str, Any]]:
-        """Rows that may need work: a hash the ledger has not settled, or one seen more than once."""
-        duplicated = f"d.{HASH_COLUMN} IN (SELECT x.{HASH_COLUMN} FROM d AS x GROUP BY x.{HASH_COLUMN} HAVING COUNT(*) > 1)"
-        if self.ledger_table:
-            condition = f"{duplicated} OR NOT EXISTS ({self._settled()} AND l.source_hash = d.{HASH_COLUMN})"
-            params: list[Any] | None = [self.config.name]
-        else:
-            condition, params = "1 = 1", None
-        columns, rows = self.wh.query_rows(
-            f"WITH d AS {self.relation} SELECT d.* FROM d WHERE {condition}", params
+        """Rows that may need work: a hash the ledger has not settled, or one seen more than once.
+
+        First only the hashes are aggregated (no row is carried through the plan, so an unchanged run
+        costs about one scan and hash of the query result); rows are fetched only for candidate hashes."""
+        if not self.ledger_table:
+            return self._rows(f"SELECT d.* FROM {self.relation} AS d", None)
+        hashes = self.wh.query(
+            f"SELECT d.h FROM (SELECT {self._hash_expr()} AS h FROM ({self.sql}) AS q) AS d GROUP BY d.h "
+            f"HAVING COUNT(*) > 1 OR NOT EXISTS ({self._settled()} AND l.source_hash = d.h)",
+            [self.config.name],
         )
+        wanted = [str(r["h"]) for r in hashes]
+        if not wanted:
+            return []
+        if len(wanted) > self.wh.max_in_values:
+            # many rows changed: one scan, filtered here, beats many IN-list statements
+            keep = set(wanted)
+            return [r for r in self._rows(f"SELECT d.* FROM {self.relation} AS d", None) if r[HASH_COLUMN] in keep]
+        condition, params = self.wh.in_values(f"d.{HASH_COLUMN}", wanted)
+        return self._rows(f"SELECT d.* FROM {self.relation} AS d WHERE {condition}", params)
+
+    def _rows(self, sql: str, params: list[Any] | None) -> list[dict[str, Any]]:
+        columns, rows = self.wh.query_rows(sql, params)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def hashes_present(self, hashes: Iterable[str]) -> set[str]:

@@ -73,7 +73,7 @@ class Plan:
         def line(label: str, keys: Iterable[str | None], count: int | None = None, note: str = "") -> None:
             keys = list(keys)
             n = len(keys) if count is None else count
-            sample = ", ".join(str(k) for k in sorted(str(k) for k in keys)[:SAMPLE_KEYS])
+            sample = ", ".join(sorted({str(k) for k in keys})[:SAMPLE_KEYS])
             more = f"  e.g. {sample}" if sample else ""
             lines.append(f"  {label:<10} {n:>8}{more}{note}")
 
@@ -90,8 +90,8 @@ class Plan:
         if self.skips:
             line("skipped", (s.row.key for s in self.skips))
         line("rejects", (r.key for r in self.rejects))
-        for reject in self.rejects[:SAMPLE_KEYS]:
-            lines.append(f"               {reject.key}: {reject.reason}")
+        for key, reason in list(dict.fromkeys((r.key, r.reason) for r in self.rejects))[:SAMPLE_KEYS]:
+            lines.append(f"               {key}: {reason}")
         line("unchanged", [], count=self.unchanged)
         if self.ignored_columns:
             lines.append(f"  ignored columns (not fields of {c.target}): {', '.join(self.ignored_columns)}")
@@ -114,6 +114,8 @@ def classify(
     tables): a key without a ledger entry but present there is updated instead of created.
     """
     config = plan.config
+    # opt-outs and single labels have no create/update distinction: every mode sends them
+    mode = "upsert" if config.target in ("sendblue.opt_outs", "chatwoot.contact_labels") else config.mode
     plan.entries.update(entries)
     for row in rows:
         plan.rows[row.key] = row
@@ -146,7 +148,7 @@ def classify(
             exists_remotely, remote_id, previous = True, remote_index[row.key], None
 
         if exists_remotely:
-            if config.mode == "create_only":
+            if mode == "create_only":
                 plan.unchanged += 1
                 if entry is not None:
                     plan.refresh.append(_refreshed(entry, row, keep_sent=True))
@@ -155,7 +157,7 @@ def classify(
                 continue
             plan.updates.append(WorkItem(row.key, row.fields, "update", previous, remote_id))
             _count_opt(plan, row, previous)
-        elif config.mode == "update_only":
+        elif mode == "update_only":
             # nothing known remotely: the writer looks the record up and reports 404 when it is absent
             plan.updates.append(WorkItem(row.key, row.fields, "update", None, None))
             _count_opt(plan, row, None)

@@ -63,11 +63,12 @@ def normalize_phone(value: Any, region: str | None, *, strict: bool = True) -> s
     if not isinstance(value, str):
         raise ValueError(f"a phone number must be text, got {type(value).__name__}")
     text = value.strip()
+    if not text.startswith("+") and region is None:
+        raise ValueError(f"not an E.164 phone number: {text!r} has no country code (or set default_region)")
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if text.startswith("+") or region else " (no country code and no default_region)"
-        raise ValueError(f"not a phone number: {text!r}{hint}: {exc._msg}") from None
+        raise ValueError(f"not a phone number: {text!r} ({exc._msg.rstrip('.')})") from None
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError(f"not a possible phone number: {text!r}")
     if strict and not phonenumbers.is_valid_number(parsed):
