@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from destinations.warehouse import Warehouse, WarehouseError
+from pipelines.sync.config import SyncConfigError
 
 DEFAULT_SCHEMA = "reverse_etl"
 
@@ -79,7 +80,7 @@ class Tables:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.schema):
-            raise ValueError(f"reverse_etl.schema must be a plain schema name, got {self.schema!r}")
+            raise SyncConfigError(f"reverse_etl.schema must be a plain schema name, got {self.schema!r}")
 
     @classmethod
     def from_config(cls) -> Tables:

@@ -172,3 +172,26 @@ def test_the_loaded_chatwoot_contacts_table_replaces_lookups(chatwoot_box, make_
     assert result.status == "success" and result.counts["updated"] == 4
     assert not state.log.matching(route="/contacts/filter"), "no lookups: the table had the ids"
     assert all(state.contacts[c["id"]]["name"] == f"Loaded {c['id']}" for c in known)
+
+
+def test_nulls_leave_chatwoot_values_unless_nulls_erase(chatwoot_box, make_env, h) -> None:
+    env = make_env(chatwoot=chatwoot_box)
+    state = chatwoot_box.state
+    [contact] = visible(chatwoot_box, lambda c: c["identifier"] and c["email"], 1)
+    columns = {"identifier": "VARCHAR", "name": "VARCHAR", "email": "VARCHAR", "custom_attributes": "JSON"}
+    rows = [(contact["identifier"], None, None, '{"tier": "gold", "plan": null}')]
+    h.write_table("crm.n", columns, rows)
+    state.update_contact(contact["id"], {"custom_attributes": {"plan": "pro"}})
+    env.sync("keep_cw", target="chatwoot.contacts", table="crm.n", match_on="identifier")
+    env.sync("erase_cw", target="chatwoot.contacts", table="crm.n", match_on="identifier", nulls_erase=True)
+
+    assert run_sync("keep_cw", out=quiet).status == "success"
+    live = state.contacts[contact["id"]]
+    assert live["email"] == contact["email"] and live["name"] == contact["name"]
+    assert live["custom_attributes"]["plan"] == "pro" and live["custom_attributes"]["tier"] == "gold"
+
+    assert run_sync("erase_cw", out=quiet).status == "success"
+    live = state.contacts[contact["id"]]
+    assert live["email"] is None and live["name"] == ""
+    assert "plan" not in live["custom_attributes"] and live["custom_attributes"]["tier"] == "gold"
+    assert state.log.matching(route="/contacts/{id}/destroy_custom_attributes", method="POST")
