@@ -7,7 +7,8 @@ return one `RowResult` per row (see destinations/reverse_etl.py). What Sendblue'
   only phone, names, company, tags and custom variables, so `assigned_to_email` and `sendblue_number`
   follow as a PUT and `opt_out` through the opt-out endpoint. Bulk duplicate handling is undocumented:
   a row missing from the answer (the phone most likely exists) gets a full PUT in upsert mode (a 404
-  there creates it alone); a batch refused as a whole (4xx) is created row by row with
+  there creates it alone); a batch refused as a whole (4xx: a bad row, a duplicate, or more rows than
+  the server takes) is split in halves until the refused rows stand alone, and those are created with
   `POST /api/v2/contacts` (`update_if_exists` in upsert mode; a 409 in create_only mode is a row error).
 - Bulk create is not known to be idempotent, so a timeout, dropped connection or 5xx leaves its rows'
   outcome unknown; the engine then asks for `check`, which reads `GET /api/v2/contacts/{phone}` and
@@ -189,8 +190,13 @@ class SendblueContactsWriter:
             if is_fatal(exc):
                 raise
             if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-                # the batch was refused as a whole (one bad row, or duplicates): find out row by row
-                return await self._one_by_one(items)
+                # refused as a whole: a bad row, a duplicate, or more rows than this server takes (the
+                # maximum is undocumented). Halves narrow it down in a few requests; a single row left
+                # is created on its own, where a refusal is that row's error.
+                if len(items) == 1:
+                    return await self._one_by_one(items)
+                middle = len(items) // 2
+                return await self._bulk_create(items[:middle]) + await self._bulk_create(items[middle:])
             # a timeout, dropped connection or 5xx: some or all rows may exist now
             return [result_from_error(i.key, "create", exc, may_have_applied=True) for i in items]
         by_phone = {str(c.get("phone")): c for c in answered if c.get("phone")}

@@ -130,3 +130,27 @@ def test_a_query_without_the_key_column_fails_with_a_clear_message(sendblue_box,
     assert result.status == "failed" and result.exit_code == 1
     assert "no column phone" in (result.error or "") and "mobile" in (result.error or "")
     assert sendblue_box.state.log.entries == []
+
+
+def test_a_bulk_batch_refused_whole_is_split_until_it_fits(make_env, h) -> None:
+    from sandbox.sendblue import create_app
+    from sandbox.server import serve_in_thread
+
+    box = serve_in_thread(create_app("small", seed=4, contacts=10, messages=5, groups=1, bulk_max=8))
+    try:
+        env = make_env(sendblue=box)
+        phones = h.new_phones(20, start=800)
+        h.write_table("crm.big", COLUMNS, [(p, "Split") for p in phones])
+        env.sync("big", target="sendblue.contacts", table="crm.big", batch_size=20)
+
+        result = run_sync("big", out=quiet)
+
+        assert result.status == "success", result.error
+        assert all(box.state.contacts[p]["first_name"] == "Split" for p in phones)
+        bulk = box.state.log.matching(route="/api/v2/contacts/bulk", method="POST")
+        accepted = [e for e in bulk if e.status == 200]
+        assert sorted(len(e.body["contacts"]) for e in accepted) == [5, 5, 5, 5]
+        assert len(bulk) == 7, "20 refused, two 10s refused, four 5s taken"
+        assert not box.state.log.matching(route="/api/v2/contacts", method="POST"), "no row-by-row creates"
+    finally:
+        box.stop()
