@@ -25,7 +25,7 @@ from typing import Any
 from destinations.reverse_etl import ERROR, OK, UNKNOWN, RowResult, WorkItem, Writer
 from destinations.reverse_etl import SKIPPED as SKIPPED_OUTCOME
 from destinations.warehouse import Warehouse, WarehouseError, quote_ident, resolve_warehouse
-from pipelines.sync.config import SyncConfig, SyncConfigError, load_sync_config
+from pipelines.sync.config import SyncConfig, load_sync_config
 from pipelines.sync.desired import HASH_COLUMN, DesiredRows, QueryShapeError, infer_match_on
 from pipelines.sync.ledger import (
     FAILED,
@@ -405,10 +405,11 @@ def run_sync(
     run_id = uuid.uuid4().hex
     started = time.monotonic()
     result = SyncResult(config.name, run_id, "failed", dry_run)
-    wh, opened = resolve_warehouse(warehouse if warehouse is not None else config.warehouse)
     record = RunRecord(run_id, config.name, config.target, utcnow())
-    recording = False
+    recording, opened = False, False
+    wh: Warehouse | None = None
     try:
+        wh, opened = resolve_warehouse(warehouse if warehouse is not None else config.warehouse)
         tables = Tables.from_config()
         if dry_run:
             ledger_exists = tables_exist(wh, tables)
@@ -453,7 +454,9 @@ def run_sync(
         )
         result.counts = counts
         result.status = "partial" if (plan.rejects or tally.failed or tally.unknown) else "success"
-    except (SyncConfigError, QueryShapeError, WarehouseError, ApiUnreachable) as exc:
+    except (ValueError, WarehouseError, ApiUnreachable) as exc:
+        # ValueError: the sync's or a source's configuration (SyncConfigError, QueryShapeError,
+        # the clients' config errors), phrased for a person
         result.error = str(exc)
     except Exception as exc:
         from sources.common.http import ApiError
@@ -463,13 +466,13 @@ def run_sync(
         result.error = str(exc)  # credentials refused, API down: the run stops here
     finally:
         result.duration_seconds = time.monotonic() - started
-        if recording:
+        if recording and wh is not None:
             record.status, record.counts, record.error = result.status, result.counts, result.error
             try:
                 finish_run(wh, tables, record)
             except WarehouseError:
                 pass
-        if opened:
+        if opened and wh is not None:
             wh.close()
     if result.error:
         out(f"sync {config.name} failed: {result.error}")
