@@ -78,14 +78,13 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--file-format", default=None, help="dlt loader file format (default: dlt's choice)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args)
         return
 
-    from pipelines.load import load_source
+    from pipelines.load import load_source, loader_file_format_for
 
     started = time.monotonic()
     child = subprocess.Popen(
@@ -104,8 +103,6 @@ def main() -> None:
             os.environ["SOURCES__SENDBLUE__CONCURRENCY"] = str(args.concurrency)
             db_path = os.path.join(work, "bench.duckdb")
             os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = db_path
-            if args.file_format:
-                os.environ["NORMALIZE__LOADER_FILE_FORMAT"] = args.file_format
             for source in sources:
                 url = info[source]
                 truth = admin(url, "truth")
@@ -129,7 +126,7 @@ def main() -> None:
                 budget = (f"{args.chatwoot_limit / 60:.1f} req/s budget" if source == "chatwoot"
                           else "messages budget 10 req/s")
                 print(f"\n== {source} ({args.size}, latency {args.latency_ms:.0f}±{args.jitter_ms:.0f} ms, "
-                      f"file format {args.file_format or 'default'})")
+                      f"file format {loader_file_format_for('duckdb') or 'default'})")
                 for table, count in sorted(result.rows.items()):
                     print(f"  {table:<24} {count:>9,} rows")
                 print(f"  requests {requests:,} (fewest possible {fewest_requests(source, truth, labelled):,}); "

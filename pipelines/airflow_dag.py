@@ -32,7 +32,7 @@ from airflow.sdk import dag as airflow_dag
 from airflow.sdk import task
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
-from pipelines.load import SOURCE_NAMES, build_pipeline, build_source, refresh_views
+from pipelines.load import SOURCE_NAMES, build_pipeline, build_source, loader_file_format_for, refresh_views
 
 DAG_ID = "switchboard"
 DEFAULT_SCHEDULE = "@daily"
@@ -115,7 +115,12 @@ def switchboard() -> None:
         )
         pipeline = build_pipeline(source, destination=destination, dataset=source)
         # the source is built inside the task, so credentials are read on the worker, not at parse time
-        tasks = group.add_run(pipeline, functools.partial(build_source, source), decompose="none")
+        tasks = group.add_run(
+            pipeline,
+            functools.partial(build_source, source),
+            decompose="none",
+            loader_file_format=loader_file_format_for(destination),
+        )
         if destination == "duckdb" and previous_group is not None:
             previous_group >> group
         previous_group = group
