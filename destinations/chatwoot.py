@@ -28,6 +28,7 @@ from destinations.reverse_etl import (
     Pacer,
     RowResult,
     WorkItem,
+    Writer,
     is_fatal,
     map_changes,
     result_from_error,
@@ -104,10 +105,11 @@ class ContactDirectory:
         return found
 
 
-class ChatwootContactsWriter:
+class ChatwootContactsWriter(Writer):
     """`chatwoot.contacts`: match, create or update, then labels."""
 
     target = "chatwoot.contacts"
+    client: AsyncChatwootClient
 
     def __init__(
         self,
@@ -120,24 +122,12 @@ class ChatwootContactsWriter:
         labels_mode: str = "union",
         index: dict[str, str | None] | None = None,
     ):
-        self.client = client
+        super().__init__(client, concurrency)
         self.match_on = match_on
         self.mode = mode
-        self.concurrency = concurrency
         self.nulls_erase = nulls_erase
         self.labels_mode = labels_mode
-        self.pacer = Pacer()
         self.directory = ContactDirectory(client, self.pacer, match_on, index)
-
-    @property
-    def write_requests(self) -> int:
-        return self.pacer.write_requests
-
-    def request_count(self) -> int:
-        return self.client.stats.requests
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def apply(self, items: list[WorkItem]) -> list[RowResult]:
         # contacts whose id is not known yet are looked up live; without a loaded table that includes
@@ -308,12 +298,13 @@ class ChatwootContactsWriter:
         return True
 
 
-class ChatwootContactLabelsWriter:
+class ChatwootContactLabelsWriter(Writer):
     """`chatwoot.contact_labels`: one row per (contact, label). Adds (and with remove = true, removes)
     single labels: each contact's labels are read, changed and written back once per batch, so labels the
     sync does not manage stay as they are."""
 
     target = "chatwoot.contact_labels"
+    client: AsyncChatwootClient
 
     def __init__(
         self,
@@ -323,21 +314,9 @@ class ChatwootContactLabelsWriter:
         concurrency: int = 4,
         index: dict[str, str | None] | None = None,
     ):
-        self.client = client
+        super().__init__(client, concurrency)
         self.match_on = match_on
-        self.concurrency = concurrency
-        self.pacer = Pacer()
         self.directory = ContactDirectory(client, self.pacer, match_on, index)
-
-    @property
-    def write_requests(self) -> int:
-        return self.pacer.write_requests
-
-    def request_count(self) -> int:
-        return self.client.stats.requests
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def apply(self, items: list[WorkItem]) -> list[RowResult]:
         by_contact: dict[str, list[WorkItem]] = {}

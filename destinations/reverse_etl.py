@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sources.common.http import ApiError, AuthError, ServerError, TransportError, gather_limited
 
@@ -57,19 +57,31 @@ class RowResult:
         return "+".join(self.effects) if self.effects else (self.action or "none")
 
 
-class Writer(Protocol):
-    """A reverse-ETL target. `apply` gets at most `batch_size` items and returns one result per item."""
+class Writer:
+    """A reverse-ETL target. `apply` gets at most `batch_size` items and returns one result per item.
+
+    Subclasses set `target` and implement `apply`; the client, the write counter and closing are shared.
+    """
 
     target: str
 
+    def __init__(self, client: Any, concurrency: int) -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self.pacer = Pacer()
+
     @property
-    def write_requests(self) -> int: ...
+    def write_requests(self) -> int:
+        return self.pacer.write_requests
 
-    async def apply(self, items: list[WorkItem]) -> list[RowResult]: ...
+    def request_count(self) -> int:
+        return int(self.client.stats.requests)
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
-    def request_count(self) -> int: ...
+    async def apply(self, items: list[WorkItem]) -> list[RowResult]:
+        raise NotImplementedError
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -28,9 +28,9 @@ from destinations.reverse_etl import (
     OK,
     SKIPPED,
     UNKNOWN,
-    Pacer,
     RowResult,
     WorkItem,
+    Writer,
     is_fatal,
     map_changes,
     result_from_error,
@@ -101,10 +101,11 @@ def _remote_id(contact: dict[str, Any] | None, phone: str) -> str:
     return phone
 
 
-class SendblueContactsWriter:
+class SendblueContactsWriter(Writer):
     """`sendblue.contacts`: bulk creates, partial updates, opt-outs."""
 
     target = "sendblue.contacts"
+    client: AsyncSendblueClient
 
     def __init__(
         self,
@@ -115,22 +116,10 @@ class SendblueContactsWriter:
         nulls_erase: bool = False,
         allow_opt_in: bool = False,
     ):
-        self.client = client
+        super().__init__(client, concurrency)
         self.mode = mode
-        self.concurrency = concurrency
         self.nulls_erase = nulls_erase
         self.allow_opt_in = allow_opt_in
-        self.pacer = Pacer()
-
-    @property
-    def write_requests(self) -> int:
-        return self.pacer.write_requests
-
-    def request_count(self) -> int:
-        return self.client.stats.requests
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     # -- the batch
 
@@ -286,29 +275,18 @@ class SendblueContactsWriter:
         return RowResult(item.key, OK, effects, remote_id or item.key, 200, None, item.action)
 
 
-class SendblueOptOutsWriter:
+class SendblueOptOutsWriter(Writer):
     """`sendblue.opt_outs`: one `POST /api/v2/contacts/opt-out` per row. The call sets state, so a row
     whose earlier outcome is unknown is simply sent again."""
 
     target = "sendblue.opt_outs"
+    client: AsyncSendblueClient
 
     def __init__(
         self, client: AsyncSendblueClient, *, concurrency: int = 4, allow_opt_in: bool = False
     ):
-        self.client = client
-        self.concurrency = concurrency
+        super().__init__(client, concurrency)
         self.allow_opt_in = allow_opt_in
-        self.pacer = Pacer()
-
-    @property
-    def write_requests(self) -> int:
-        return self.pacer.write_requests
-
-    def request_count(self) -> int:
-        return self.client.stats.requests
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def apply(self, items: list[WorkItem]) -> list[RowResult]:
         return await run_each(items, self._one, self.concurrency)
