@@ -134,14 +134,15 @@ class ChatwootConfigError(ChatwootError):
     """A missing or invalid `[sources.chatwoot]` setting, caught before any request."""
 
 
-_STATUS_ERRORS: list[tuple[Iterable[int], type[ChatwootError]]] = [
-    ((401, 403), ChatwootAuthError),
-    ((404,), ChatwootNotFoundError),
-    ((400, 422), ChatwootValidationError),
-    ((409,), ChatwootConflictError),
-    ((429,), ChatwootRateLimitedError),
-    (range(500, 600), ChatwootServerError),
-]
+_ERROR_FAMILY: dict[type[ApiError], type[ApiError]] = {
+    ApiError: ChatwootError,
+    AuthError: ChatwootAuthError,
+    NotFoundError: ChatwootNotFoundError,
+    ValidationError: ChatwootValidationError,
+    ConflictError: ChatwootConflictError,
+    RateLimitedError: ChatwootRateLimitedError,
+    ServerError: ChatwootServerError,
+}
 
 # The path of the request being sent, so 404s can say what was missing (make_error gets no path).
 _current_path: contextvars.ContextVar[str] = contextvars.ContextVar("chatwoot_path", default="")
@@ -178,6 +179,7 @@ def _items(body: Any, path: tuple[str, ...]) -> list[Any]:
 
 class AsyncChatwootClient(AsyncApiClient):
     api_name = cs.API_NAME
+    error_family = _ERROR_FAMILY
 
     def __init__(
         self,
@@ -228,12 +230,9 @@ class AsyncChatwootClient(AsyncApiClient):
         return until_boundary + random.uniform(0.05, 0.05 + min(1.0, window * 0.1))
 
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        cls: type[ChatwootError] = ChatwootError
-        for statuses, candidate in _STATUS_ERRORS:
-            if status in statuses:
-                cls = candidate
-                break
-        return cls(self._phrase(status, message, body), status=status, body=body, api=self.api_name)
+        return self.error_class(status)(
+            self._phrase(status, message, body), status=status, body=body, api=self.api_name
+        )
 
     def _phrase(self, status: int, message: str, body: Any) -> str:
         account = self.settings.account_id

@@ -82,6 +82,23 @@ class UnsafeUrlError(ApiError):
     """A base URL that would send credentials in clear text, or a redirect we refuse to follow."""
 
 
+def error_kind(status: int) -> type[ApiError]:
+    """The generic error class for an HTTP status; each API maps these to its own subclasses."""
+    if status in (401, 403):
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if status in (400, 422):
+        return ValidationError
+    if status == 409:
+        return ConflictError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return ServerError
+    return ApiError
+
+
 def api_message(body: Any, text: str) -> str:
     """The API's own words from an error body: `error`, `message` or `error_message` (both APIs use them)."""
     if isinstance(body, dict):
@@ -307,21 +324,17 @@ class AsyncApiClient:
                 pass
         return self.retry.backoff(attempt)
 
+    # generic error class -> this API's subclass of it (see `error_kind`)
+    error_family: dict[type[ApiError], type[ApiError]] = {}
+
+    def error_class(self, status: int) -> type[ApiError]:
+        kind = error_kind(status)
+        return self.error_family.get(kind, self.error_family.get(ApiError, kind))
+
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        cls: type[ApiError] = ApiError
-        if status in (401, 403):
-            cls = AuthError
-        elif status == 404:
-            cls = NotFoundError
-        elif status in (400, 422):
-            cls = ValidationError
-        elif status == 409:
-            cls = ConflictError
-        elif status == 429:
-            cls = RateLimitedError
-        elif status >= 500:
-            cls = ServerError
-        return cls(f"{self.api_name} answered {status}: {message}", status=status, body=body, api=self.api_name)
+        return self.error_class(status)(
+            f"{self.api_name} answered {status}: {message}", status=status, body=body, api=self.api_name
+        )
 
     # -- the request loop
 

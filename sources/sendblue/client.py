@@ -145,6 +145,15 @@ def _phone_path(template: str, phone: str) -> str:
 
 class AsyncSendblueClient(AsyncApiClient):
     api_name = API_NAME
+    error_family: dict[type[ApiError], type[ApiError]] = {
+        ApiError: SendblueError,
+        AuthError: SendblueAuthError,
+        NotFoundError: SendblueNotFoundError,
+        ValidationError: SendblueValidationError,
+        ConflictError: SendblueConflictError,
+        RateLimitedError: SendblueRateLimitedError,
+        ServerError: SendblueServerError,
+    }
 
     def __init__(self, settings: SendblueSettings, *, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
@@ -201,26 +210,14 @@ class AsyncSendblueClient(AsyncApiClient):
         return self.retry.backoff(attempt)
 
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        cls: type[SendblueError] = SendblueError
         if status in (401, 403):
-            cls = SendblueAuthError
             text = (
                 f"Sendblue rejected the API credentials ({status}: {message}); check "
                 "sources.sendblue.api_key_id and sources.sendblue.api_secret_key"
             )
         else:
             text = f"Sendblue answered {status}: {message}"
-            if status == 404:
-                cls = SendblueNotFoundError
-            elif status in (400, 422):
-                cls = SendblueValidationError
-            elif status == 409:
-                cls = SendblueConflictError
-            elif status == 429:
-                cls = SendblueRateLimitedError
-            elif status >= 500:
-                cls = SendblueServerError
-        return cls(_one_line(text), status=status, body=body, api=API_NAME)
+        return self.error_class(status)(_one_line(text), status=status, body=body, api=API_NAME)
 
     # -- reads: contacts
 
