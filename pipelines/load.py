@@ -13,6 +13,7 @@ After the loads, the `analytics` views are (re)created whenever both sources' da
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ import dlt
 from dlt.common.destination.reference import Destination
 
 from destinations.views import ANALYTICS, ViewsResult, create_analytics_views
+from destinations.warehouse import duckdb_path_from_config
 from pipelines.errors import CliError, describe, failing_resource
 from pipelines.progress import LoadProgress
 from sources.common.http import ClientStats
@@ -133,6 +135,21 @@ def discover_streams(source: str) -> list[dict[str, Any]]:
     raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
 
 
+def explicit_duckdb(destination: DestinationArg) -> DestinationArg:
+    """`duckdb` with the file spelled out as an absolute path.
+
+    Without it dlt falls back to `<pipeline_name>.duckdb` when no `destination.duckdb.credentials` is
+    configured, and reuses the path a pipeline of the same name used before (kept in the local pipelines
+    dir), possibly another directory's. The file is always the one `sql`, `sync` and the views open.
+    """
+    if destination != DEFAULT_DESTINATION:
+        return destination
+    path = duckdb_path_from_config()
+    if not path.startswith(":"):
+        path = os.path.abspath(path)
+    return dlt.destinations.duckdb(credentials=path)
+
+
 def build_pipeline(
     source: str,
     *,
@@ -147,7 +164,7 @@ def build_pipeline(
         options["pipelines_dir"] = pipelines_dir
     return dlt.pipeline(
         pipeline_name=pipeline_name_for(source, destination, dataset),
-        destination=destination,
+        destination=explicit_duckdb(destination),
         dataset_name=dataset,
         **options,
     )

@@ -195,3 +195,25 @@ def test_sql_errors_are_one_line(config, cli, workdir) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nothing_here" in lines[0]
     result = cli("sql", "SELECT 1", "--format", "xml")
     assert result.stderr.strip() == "error: unknown format 'xml': choose table, csv, json"
+
+
+def test_without_configured_path_the_data_lands_in_switchboard_duckdb_of_the_working_dir(
+    sandboxes, config, switchboard, workdir, db
+) -> None:
+    """No `.dlt/` and no DESTINATION__DUCKDB__CREDENTIALS: SPEC's default file in the working directory,
+    even when a pipeline of the same name last ran from another directory (its path is remembered)."""
+    env = {k: v for k, v in config.items() if k != "DESTINATION__DUCKDB__CREDENTIALS"}
+    pipelines = str(workdir / "pipelines")
+    elsewhere, here = workdir / "elsewhere", workdir / "here"
+    elsewhere.mkdir()
+    here.mkdir()
+    first = switchboard("load", "sendblue", "--pipelines-dir", pipelines, env=env, cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in elsewhere.glob("*.duckdb")) == ["switchboard.duckdb"]
+
+    second = switchboard("load", "sendblue", "--full-refresh", "--pipelines-dir", pipelines, env=env, cwd=here)
+    assert second.returncode == 0, second.stderr
+    assert sorted(p.name for p in here.glob("*.duckdb")) == ["switchboard.duckdb"]
+    assert f"data in DuckDB file {here / 'switchboard.duckdb'}" in second.stdout
+    contacts = len(sandboxes.sendblue.state.contacts)
+    assert db.query(here / "switchboard.duckdb", "SELECT COUNT(*) FROM sendblue.contacts") == [(contacts,)]
