@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -139,3 +141,19 @@ def test_check_names_a_failed_tls_handshake(config, cli, monkeypatch, sandboxes)
     monkeypatch.setenv("SOURCES__CHATWOOT__MAX_RETRIES", "0")
     line = _one_error_line(cli("check", "chatwoot"))
     assert "TLS handshake" in line
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(switchboard_executable: str) -> None:
+    """`switchboard sql ... | head`: a closed pipe is not an error (no `error:` line, exit 0)."""
+    proc = subprocess.Popen(
+        [switchboard_executable, "sql", "SELECT * FROM range(200000)", "--format", "csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DESTINATION__DUCKDB__CREDENTIALS": ":memory:"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().strip() == b"range"
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "error" not in stderr.lower()
