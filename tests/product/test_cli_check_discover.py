@@ -144,16 +144,15 @@ def test_check_names_a_failed_tls_handshake(config, cli, monkeypatch, sandboxes)
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly(switchboard_executable: str) -> None:
-    """`switchboard sql ... | head`: a closed pipe is not an error (no `error:` line, exit 0)."""
+    """`switchboard discover ... | head`: a closed pipe is not an error (no `error:` line, exit 0)."""
     proc = subprocess.Popen(
-        [switchboard_executable, "sql", "SELECT * FROM range(200000)", "--format", "csv"],
+        [switchboard_executable, "discover", "sendblue"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "DESTINATION__DUCKDB__CREDENTIALS": ":memory:"},
+        env=os.environ.copy(),
     )
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().strip() == b"range"
-    proc.stdout.close()
+    proc.stdout.close()  # before the command can write: every write meets a closed pipe
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, stderr
     assert "error" not in stderr.lower()
