@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-import dlt
 import httpx
-from pydantic import ValidationError as PydanticValidationError
+
+from sources.common import settings as common_settings
 
 from . import settings as cs
 from .client import (
@@ -41,32 +41,21 @@ SECRET_KEYS = ("api_access_token",)
 
 
 def build_settings(values: Mapping[str, Any]) -> ChatwootSettings:
-    """ChatwootSettings from config values (None = not set, use the default), or a one-line config error
-    naming the key and its environment variable. Never echoes the token."""
-    given = {k: v for k, v in values.items() if v is not None}
-    for key in ("account_id", "api_access_token"):
-        if key not in given:
-            raise ChatwootConfigError(
-                f"sources.chatwoot.{key} is not set (in .dlt/{'secrets' if key in SECRET_KEYS else 'config'}.toml "
-                f"or the SOURCES__CHATWOOT__{key.upper()} environment variable)"
-            )
-    try:
-        return ChatwootSettings(**given)
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        # pydantic's message, never the input value: it could be the token
-        raise ChatwootConfigError(f"sources.chatwoot.{key}: {first['msg']}") from None
+    """ChatwootSettings from config values (None or "" = not set, use the default), or a one-line config
+    error naming the key and its environment variable. Never echoes the token."""
+    return common_settings.build_settings(
+        ChatwootSettings,
+        "chatwoot",
+        values,
+        required=("account_id", "api_access_token"),
+        secret_keys=SECRET_KEYS,
+        error=ChatwootConfigError,
+    )
 
 
 def settings_from_config(**overrides: Any) -> ChatwootSettings:
     """Resolve `[sources.chatwoot]` from dlt's providers (config.toml, secrets.toml, env vars)."""
-    values: dict[str, Any] = {}
-    for key in ChatwootSettings.model_fields:
-        provider = dlt.secrets if key in SECRET_KEYS else dlt.config
-        values[key] = provider.get(f"sources.chatwoot.{key}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return build_settings(values)
+    return build_settings(common_settings.config_values(ChatwootSettings, "chatwoot", SECRET_KEYS, **overrides))
 
 
 def open_client(

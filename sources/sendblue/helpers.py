@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from dlt.common.schema.typing import TColumnSchema
-from pydantic import ValidationError as PydanticValidationError
 
+from sources.common import settings as common_settings
 from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError, SendblueSettings
 from sources.sendblue.conversations import ConversationBuilder
 from sources.sendblue.models import MODELS, columns_of
@@ -138,34 +138,21 @@ SECRET_KEYS = ("api_key_id", "api_secret_key")
 
 
 def build_settings(values: dict[str, Any]) -> SendblueSettings:
-    """SendblueSettings from config values (None = not set: the default applies), or a one-line
+    """SendblueSettings from config values (None or "" = not set: the default applies), or a one-line
     SendblueConfigError naming the key and its environment variable. Never echoes a secret."""
-    given = {k: v for k, v in values.items() if v is not None and v != ""}
-    for key in SECRET_KEYS:
-        if key not in given:
-            raise SendblueConfigError(
-                f"sources.sendblue.{key} is not set (in .dlt/secrets.toml or the "
-                f"SOURCES__SENDBLUE__{key.upper()} environment variable)"
-            )
-    try:
-        return SendblueSettings(**given)
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        # pydantic's message only, never the input value: it could be a secret
-        raise SendblueConfigError(f"sources.sendblue.{key}: {first['msg']}") from None
+    return common_settings.build_settings(
+        SendblueSettings,
+        "sendblue",
+        values,
+        required=SECRET_KEYS,
+        secret_keys=SECRET_KEYS,
+        error=SendblueConfigError,
+    )
 
 
 def settings_from_config(**overrides: Any) -> SendblueSettings:
     """Resolve `[sources.sendblue]` from dlt's providers (config.toml, secrets.toml, env vars)."""
-    import dlt
-
-    values: dict[str, Any] = {}
-    for key in SendblueSettings.model_fields:
-        provider = dlt.secrets if key in SECRET_KEYS else dlt.config
-        values[key] = provider.get(f"sources.sendblue.{key}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return build_settings(values)
+    return build_settings(common_settings.config_values(SendblueSettings, "sendblue", SECRET_KEYS, **overrides))
 
 
 def discover() -> list[dict[str, Any]]:
