@@ -206,8 +206,10 @@ class AsyncChatwootClient(AsyncApiClient):
             raise ChatwootUnsafeUrlError(str(exc), api=self.api_name) from None
         self.settings = settings
         self.account_prefix = cs.ACCOUNT_PATH.format(account_id=settings.account_id)
-        # one limiter for every request of the client, whatever the concurrency
-        self.limiter = limiter or RateLimiter(
+        # one limiter for every request of the client, whatever the concurrency; rack-attack counts
+        # arrivals in epoch-aligned windows, so leave room for jitter (a large load without the margin
+        # drew five 429s, each costing a wait to the next window)
+        self.limiter = limiter or RateLimiter.with_margin(
             settings.rate_limit_per_minute, settings.rate_limit_window_seconds
         )
 

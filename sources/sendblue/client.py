@@ -9,7 +9,6 @@ jitter, 429 handling, typed errors, no redirects with credentials, HTTPS except 
 from __future__ import annotations
 
 import email.utils
-import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -168,8 +167,8 @@ class AsyncSendblueClient(AsyncApiClient):
             retry=RetryPolicy(max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds),
             transport=transport,
         )
-        self.messages_limiter = RateLimiter(
-            *_with_margin(settings.messages_rate_limit, settings.messages_rate_window_seconds)
+        self.messages_limiter = RateLimiter.with_margin(
+            settings.messages_rate_limit, settings.messages_rate_window_seconds
         )
         self.other_limiter = (
             RateLimiter(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute > 0 else None
@@ -548,13 +547,6 @@ class SendblueClient(SyncFacade):
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _with_margin(limit: int, window: float) -> tuple[int, float]:
-    """Stay under the server's budget with room to spare: network jitter can bunch requests that left
-    the client a full window apart, so count 5% fewer calls over a slightly longer window."""
-    calls = max(1, limit - math.ceil(limit * 0.05))
-    return calls, window + min(0.5, window * 0.05)
 
 
 def _matches_template(template: str, path: str) -> bool:
