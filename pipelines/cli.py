@@ -159,9 +159,11 @@ def discover(
     """List the streams: table, primary key, write disposition, incremental cursor, columns."""
     from pipelines.load import discover_streams
 
-    streams = discover_streams(_check_source_name(source))
+    check_source_keys(_check_source_name(source))
+    streams = discover_streams(source)
     if as_json:
         typer.echo(json.dumps(streams, indent=2, default=str))
+    from sources.common.settings import check_source_keys
         return
     from pipelines.tables import render_table
 
@@ -220,6 +222,10 @@ def load(
         resources=names,
         destination=destination,
         dataset=dataset,
+    from sources.common.settings import check_source_keys
+
+    for target in targets:  # a misspelt key stops the command before anything loads
+        check_source_keys(target)
         full_refresh=full_refresh,
         pipelines_dir=pipelines_dir,
     )
@@ -248,18 +254,30 @@ def sync(
     from pipelines.tables import render_table
 
     if list_syncs:
-        configs = sync_engine.list_syncs()
-        if not configs:
+        # the healthy syncs are listed even when one is broken; each broken one gets an error line and exit 1
+        from pipelines.sync.config import survey_syncs
+
+        configs, broken = survey_syncs()
+        if not configs and not broken:
             typer.echo("no syncs defined: add a [syncs.NAME] section to .dlt/config.toml")
             return
-        rows = [[cfg.name, cfg.target, cfg.mode, cfg.source_description()] for cfg in configs]
-        typer.echo(render_table(["name", "target", "mode", "rows from"], rows))
+        if configs:
+            rows = [[cfg.name, cfg.target, cfg.mode, cfg.source_description()] for cfg in configs]
+            typer.echo(render_table(["name", "target", "mode", "rows from"], rows))
+        for problem in broken:
+            typer.echo(f"error: {describe(CliError(problem))}", err=True)
+        if broken:
+            raise typer.Exit(1)
         return
     if not name:
         raise CliError(
             "name a sync to run (switchboard sync NAME), or list them with switchboard sync --list"
         )
-    result = sync_engine.run_sync(name, dry_run=dry_run, warehouse=destination, out=typer.echo)
+    from sources.common.settings import check_source_keys
+
+    config = sync_engine.load_sync_config(name)
+    check_source_keys(config.api)  # the target API's section too, dry run or not
+    result = sync_engine.run_sync(config, dry_run=dry_run, warehouse=destination, out=typer.echo)
     if not result.ok:
         if result.error:
             message = f"sync {result.name} failed: {result.error}"

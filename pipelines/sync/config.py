@@ -8,9 +8,10 @@ import os
 import re
 from typing import Any, Literal
 
-from dlt.common.configuration import configspec, resolve_configuration
-from dlt.common.configuration.specs import BaseConfiguration
+import dlt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sources.common.settings import set_keys, unknown_keys
 
 Target = Literal["sendblue.contacts", "sendblue.opt_outs", "chatwoot.contacts", "chatwoot.contact_labels"]
 Mode = Literal["upsert", "update_only", "create_only"]
@@ -28,27 +29,6 @@ LEDGER_FORMAT = 1
 
 class SyncConfigError(ValueError):
     """A sync that is not declared, or declared with keys that do not fit."""
-
-
-@configspec
-class _SyncSection(BaseConfiguration):
-    """The raw keys of one `[syncs.NAME]` section; `SyncConfig` validates them."""
-
-    target: str | None = None
-    query: str | None = None
-    table: str | None = None
-    mode: str | None = None
-    match_on: str | None = None
-    batch_size: int | None = None
-    rate_limit_per_minute: int | None = None
-    concurrency: int | None = None
-    allow_opt_in: bool | None = None
-    nulls_erase: bool | None = None
-    labels_mode: str | None = None
-    remove: bool | None = None
-    default_region: str | None = None
-    warehouse: str | None = None
-    reconcile_delay_seconds: float | None = None
 
 
 class SyncConfig(BaseModel):
@@ -135,6 +115,11 @@ class SyncConfig(BaseModel):
         return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def sync_keys() -> list[str]:
+    """The keys a `[syncs.NAME]` section may set: SyncConfig's fields (its name is the section's)."""
+    return [key for key in SyncConfig.model_fields if key != "name"]
+
+
 def _names_from_env() -> set[str]:
     names = set()
     for key in os.environ:
@@ -145,10 +130,8 @@ def _names_from_env() -> set[str]:
 
 
 def _names_from_files() -> set[str]:
-    import dlt
-
-    section: Any = dlt.config.get("syncs")
-    return {str(name) for name in section} if isinstance(section, dict) else set()
+    # every file dlt reads (config.toml and secrets.toml), not only the first that has a [syncs] table
+    return {parts[0] for parts, where in set_keys("syncs") if parts and not where.startswith("in environment")}
 
 
 def sync_names() -> list[str]:
@@ -167,30 +150,41 @@ def canonical_name(name: str) -> str:
 
 
 def load_sync_config(name: str) -> SyncConfig:
-    """Resolve `[syncs.NAME]` from every dlt provider (env vars win over files) and validate it."""
+    """Resolve `[syncs.NAME]` from every dlt provider (env vars win over files) and validate it. A key
+    SyncConfig does not have (a typo such as `mdoe`) is an error naming the nearest valid key."""
     name = canonical_name(name.strip())
-    section = resolve_configuration(_SyncSection(), sections=("syncs", name))
-    values = {key: value for key, value in dict(section).items() if value is not None}
+    problems = unknown_keys(("syncs", name), sync_keys())
+    if problems:
+        raise SyncConfigError("; ".join(problems))
+    # exactly syncs.NAME.KEY: dlt's section fallback would let a stray MODE or SYNCS__MODE apply to every sync
+    read: dict[str, Any] = {key: dlt.config.get(f"syncs.{name}.{key}") for key in sync_keys()}
+    values = {key: value for key, value in read.items() if value is not None}
     if "target" not in values:
         known = ", ".join(sync_names()) or "none"
         raise SyncConfigError(f"sync {name!r} is not declared (no syncs.{name}.target); declared syncs: {known}")
     try:
         return SyncConfig(name=name, **values)
     except ValidationError as exc:
-        problems = "; ".join(
+        problems = [
             f"{'.'.join(str(p) for p in err['loc']) or 'sync'}: {err['msg']}" for err in exc.errors()
-        )
-        raise SyncConfigError(f"sync {name!r} is misconfigured: {problems}") from None
+        ]
+        raise SyncConfigError(f"sync {name!r} is misconfigured: {'; '.join(problems)}") from None
 
 
-def list_syncs() -> list[SyncConfig]:
-    """Every declared sync, validated. Misconfigured ones raise one SyncConfigError naming each of them."""
+def survey_syncs() -> tuple[list[SyncConfig], list[str]]:
+    """(every declared sync that validates, one line per sync that does not)."""
     configs, problems = [], []
     for name in sync_names():
         try:
             configs.append(load_sync_config(name))
         except SyncConfigError as exc:
             problems.append(str(exc))
+    return configs, problems
+
+
+def list_syncs() -> list[SyncConfig]:
+    """Every declared sync, validated. Misconfigured ones raise one SyncConfigError naming each of them."""
+    configs, problems = survey_syncs()
     if problems:
         raise SyncConfigError("; ".join(problems))
     return configs
