@@ -158,12 +158,12 @@ def discover(
 ) -> None:
     """List the streams: table, primary key, write disposition, incremental cursor, columns."""
     from pipelines.load import discover_streams
+    from sources.common.settings import check_source_keys
 
     check_source_keys(_check_source_name(source))
     streams = discover_streams(source)
     if as_json:
         typer.echo(json.dumps(streams, indent=2, default=str))
-    from sources.common.settings import check_source_keys
         return
     from pipelines.tables import render_table
 
@@ -216,16 +216,16 @@ def load(
     from pipelines.load import load as run_load
 
     targets = resolve_targets(source)
+    from sources.common.settings import check_source_keys
+
+    for target in targets:  # a misspelt key stops the command before anything loads
+        check_source_keys(target)
     names = [r.strip() for r in resources.split(",") if r.strip()] if resources else None
     report = run_load(
         targets,
         resources=names,
         destination=destination,
         dataset=dataset,
-    from sources.common.settings import check_source_keys
-
-    for target in targets:  # a misspelt key stops the command before anything loads
-        check_source_keys(target)
         full_refresh=full_refresh,
         pipelines_dir=pipelines_dir,
     )
