@@ -34,6 +34,12 @@ from sources.sendblue.helpers import (
     selected_resources,
     settings_from_config,
 )
+from sources.sendblue.warehouse import (
+    WarehouseThreads,
+    creation_order_from,
+    rebuild_touched,
+    walk_start_over_warehouse,
+)
 
 __all__ = [
     "AsyncSendblueClient",
@@ -187,29 +193,46 @@ def conversations(
 
     When `messages` runs in the same extraction, its walk feeds the builder (one pass over the list for
     both tables); the generator hands control back to dlt (yield None) until that walk ends. Otherwise,
-    or when that walk cannot cover what this table has not seen yet, it walks the messages itself.
+    or when that walk cannot cover what this table has not seen yet, it walks the messages itself. An
+    incremental walk's threads are rebuilt from the warehouse's `messages` table (see warehouse.py), or
+    re-read from the API where the warehouse cannot stand in.
     """
     client = lease.acquire("conversations")
     try:
         state = dlt.current.resource_state()
         builder: ConversationBuilder | None = None
+        store: WarehouseThreads | None = None
         if "messages" in selected_resources():
             while not shared_walk.done_in_this_extraction():
                 yield None  # let the messages resource advance its walk
             if shared_walk.complete:
                 builder = shared_walk.builder
+                if builder is not None and not builder.full and start_date is None:
+                    store = WarehouseThreads.of_current_pipeline()
         if builder is None:
             previous = ConversationBuilder.from_state(state, full=False)
             walk_from = previous.cursor or start_date
+            if previous.cursor is not None and start_date is None:
+                # with a start date the messages table lacks older history: threads are re-read instead
+                messages_state = dlt.current.source_state().get("resources", {}).get("messages", {})
+                store, walk_from = walk_start_over_warehouse(
+                    previous.cursor, messages_state, lease.settings.messages_lag_seconds
+                )
             builder = ConversationBuilder.from_state(state, full=walk_from is None)
             for page in client.iter_messages(updated_at_gte=walk_from):
                 builder.observe(page)
-        rows = client.run(builder.rows(lease.aclient, lease.settings.concurrency))
+        if store is not None and not builder.full:
+            rows = rebuild_touched(builder, store, creation_order_from(client))
+        else:
+            rows = client.run(builder.rows(lease.aclient, lease.settings.concurrency))
         yield from chunks(rows, 1000)
         state.update(builder.state())
         log.info(
-            "Sendblue conversations: %d messages observed, %d threads re-read, %d rows",
+            "Sendblue conversations: %d messages observed, %d threads rebuilt from the warehouse (%d tie "
+            "requests), %d threads re-read, %d rows",
             builder.messages_seen,
+            builder.threads_rebuilt,
+            builder.tie_requests,
             builder.threads_reread,
             len(rows),
         )

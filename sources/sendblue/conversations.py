@@ -6,14 +6,15 @@ times (by `date_sent`) and the last message's handle, text (`last_message_previe
 
 How the rows stay right across incremental runs: a row is an aggregate over the whole thread, so a run that
 sees only the new and edited messages cannot update it by addition (an edit changes no count but may change
-the last message's status; a deleted message leaves no trace). So:
+the last message's status). So:
 - a walk over all messages from the beginning folds every message into per-thread accumulators (one pass,
   no extra requests), and every thread is emitted;
-- an incremental walk only records which threads the new and edited messages touch; each touched thread is
-  then re-read in full through the list's own thread filters (`group_id=` for a group, `number=` plus
-  `sendblue_number=` for a 1:1 thread), in creation order, through the same rate limiter, and its row is
-  rebuilt from all of its messages. This costs one request per 100 messages of each touched thread, and
-  only for touched threads: a run with no change re-reads nothing.
+- an incremental walk records which threads the new and edited messages touch (and keeps those messages);
+  each touched thread is then rebuilt from the warehouse's `messages` table, which holds every message of
+  every thread, with this walk's messages laid over it (see `warehouse.py`): no request per thread;
+- where the warehouse cannot stand in (no destination, no `messages` table, or `messages_start_date` set,
+  so the table lacks older history) each touched thread is re-read in full through the list's own thread
+  filters (`group_id=`, or `number=` plus `sendblue_number=`), in creation order, and rebuilt from that.
 The builder remembers the newest `date_updated` it has seen (and the handles carrying it) as its cursor, so it
 knows which messages at the boundary it has already accounted for.
 """
@@ -100,7 +101,7 @@ def fold(
             row["outbound_count"] += 1
         elif outbound is False:
             row["inbound_count"] += 1
-        sent = m.get("date_sent") or m.get("date_updated")
+        sent = sent_at(m)
         updated = m.get("date_updated")
         if updated is not None and (row["last_updated_at"] is None or updated > row["last_updated_at"]):
             row["last_updated_at"] = updated
@@ -117,15 +118,25 @@ def fold(
             if last is None or sent > last:
                 row["_tied"] = False
             row["last_message_at"] = sent
-            row["last_message_handle"] = m.get("message_handle")
-            row["last_message_preview"] = m.get("content")
-            row["last_message_is_outbound"] = outbound
-            row["last_message_status"] = m.get("status")
-            if row["kind"] == "group":
-                # the newest message names the group as it is now
-                row["group_display_name"] = m.get("group_display_name")
-                if m.get("participants"):
-                    row["participants"] = list(m["participants"])
+            take_last(row, m)
+
+
+def sent_at(m: dict[str, Any]) -> Any:
+    """The time that orders a thread: `date_sent`, or `date_updated` when a payload lacks it."""
+    return m.get("date_sent") or m.get("date_updated")
+
+
+def take_last(row: dict[str, Any], m: dict[str, Any]) -> None:
+    """Make `m` the thread's last message (its time is already `last_message_at`)."""
+    row["last_message_handle"] = m.get("message_handle")
+    row["last_message_preview"] = m.get("content")
+    row["last_message_is_outbound"] = m.get("is_outbound")
+    row["last_message_status"] = m.get("status")
+    if row["kind"] == "group":
+        # the newest message names the group as it is now
+        row["group_display_name"] = m.get("group_display_name")
+        if m.get("participants"):
+            row["participants"] = list(m["participants"])
 
 
 def finished_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -153,10 +164,13 @@ class ConversationBuilder:
         self.edge_handles = set() if full else set(edge_handles or ())
         self.rows_by_id: dict[str, dict[str, Any]] = {}
         self.touched: dict[str, dict[str, Any]] = {}  # conversation_id -> its key row (for the filters)
+        self.walked: dict[str, dict[str, Any]] = {}  # incremental: this walk's messages by handle
         self.seen_max: datetime | None = self.cursor
         self.seen_max_handles: set[str] = set(self.edge_handles)
         self.messages_seen = 0
-        self.threads_reread = 0
+        self.threads_reread = 0  # re-read from the API
+        self.threads_rebuilt = 0  # rebuilt from the warehouse
+        self.tie_requests = 0
 
     def observe(self, page: list[dict[str, Any]]) -> None:
         fresh = []
@@ -175,6 +189,10 @@ class ConversationBuilder:
         if self.full:
             fold(self.rows_by_id, fresh, in_creation_order=False)
         else:
+            for m in page:
+                if m.get("message_handle"):
+                    m.setdefault("conversation_id", conversation_id_of(m))
+                    self.walked[m["message_handle"]] = m
             for m in fresh:
                 conversation_id = conversation_id_of(m)
                 if conversation_id not in self.touched:
