@@ -135,6 +135,7 @@ class SharedMessageWalk:
 
 
 SECRET_KEYS = ("api_key_id", "api_secret_key")
+CHECK_TIMEOUT_SECONDS = 5.0  # connect and read, for `check` only
 
 
 def build_settings(values: dict[str, Any]) -> SendblueSettings:
@@ -195,9 +196,15 @@ def check_connection(
     settings: SendblueSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> str:
     """The cheapest authenticated call (the contact count). Returns "ok"; raises the typed error otherwise,
-    whose message is one human line (bad credentials, unreachable host, refused URL)."""
+    whose message is one human line (bad credentials, unreachable host, refused URL).
+
+    One attempt with a short timeout: a check answers at once, where a load's retries with backoff would
+    spend half a minute on a host that is down."""
     settings = settings or settings_from_config()
-    with SendblueClient(settings, transport=transport) as client:
+    probe = settings.model_copy(
+        update={"max_retries": 0, "timeout": min(settings.timeout, CHECK_TIMEOUT_SECONDS)}
+    )
+    with SendblueClient(probe, transport=transport) as client:
         client.count_contacts()
     return "ok"
 

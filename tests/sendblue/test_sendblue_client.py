@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -97,6 +99,33 @@ def test_check_connection_and_unreachable_or_unsafe_hosts(sandbox_factory: Any) 
     assert "unreachable" in str(unreachable.value) and "\n" not in str(unreachable.value)
     with pytest.raises(UnsafeUrlError):
         check_connection(sandbox.settings(base_url="http://api.sendblue.example"))
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """A real network transport that counts the requests it tries to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        return await super().handle_async_request(request)
+
+
+def test_check_against_a_closed_port_makes_one_attempt(sandbox_factory: Any) -> None:
+    """`switchboard check sendblue` says "unreachable" after one connection attempt, not after a load's
+    six retries with backoff (about 30 s against a host that is down)."""
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = CountingTransport()
+    settings = sandbox_factory("small", seed=3, messages=0).settings(base_url=f"http://127.0.0.1:{port}")
+    assert settings.max_retries == 6
+    with pytest.raises(TransportError) as unreachable:
+        check_connection(settings, transport=transport)
+    assert str(unreachable.value) == f"Sendblue is unreachable at http://127.0.0.1:{port} (ConnectError)"
+    assert transport.attempts == 1
 
 
 def test_missing_credentials_are_named_with_their_env_var() -> None:
