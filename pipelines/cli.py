@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from pipelines.errors import CliError, LoadFailed, describe
+from pipelines.errors import CliError, LoadFailed, describe, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -277,7 +277,10 @@ def sync(
 
     config = sync_engine.load_sync_config(name)
     check_source_keys(config.api)  # the target API's section too, dry run or not
-    result = sync_engine.run_sync(config, dry_run=dry_run, warehouse=destination, out=typer.echo)
+    # the plan and progress lines can quote an error (a query's, a warehouse's): scrub them too
+    result = sync_engine.run_sync(
+        config, dry_run=dry_run, warehouse=destination, out=lambda line: typer.echo(redact(line))
+    )
     if not result.ok:
         if result.error:
             message = f"sync {result.name} failed: {result.error}"

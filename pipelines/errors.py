@@ -14,20 +14,20 @@ from typing import Any
 
 from sources.common.http import ApiError
 
-# env vars (dlt's names for the secret config keys) whose values must never be printed
-SECRET_ENV_VARS = (
-    "SOURCES__CHATWOOT__API_ACCESS_TOKEN",
-    "SOURCES__SENDBLUE__API_KEY_ID",
-    "SOURCES__SENDBLUE__API_SECRET_KEY",
-    "DESTINATION__POSTGRES__CREDENTIALS",
-    "DESTINATION__CREDENTIALS",
-)
-SECRET_CONFIG_KEYS = (
-    "sources.chatwoot.api_access_token",
-    "sources.sendblue.api_key_id",
-    "sources.sendblue.api_secret_key",
-)
-_DSN_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<password>[^@\s]+)(?=@)", re.I)
+# Environment variables whose values are secrets: destination credentials (a DSN, or its password as
+# DESTINATION__X__CREDENTIALS__PASSWORD) and anything named like a token, secret, password or key id,
+# named accounts' (SOURCES__X__ACCOUNTS__NAME__API_ACCESS_TOKEN) and webhook secrets included.
+_SECRET_ENV = re.compile(r"^DESTINATION__.*CREDENTIALS|PASSWORD|TOKEN|SECRET|KEY_ID|PRIVATE_KEY", re.I)
+# Config keys named like secrets, wherever they are set (a token put in config.toml is still a token).
+_SECRET_KEY = re.compile(r"credentials|password|token|secret|key_id|private_key", re.I)
+# DuckDB's "credentials" are a file path, not a secret.
+# Keys of secrets.toml that say where, not who: blanking "localhost" or "postgres" from every line would
+# hide what went wrong. Every other secrets.toml value is treated as a secret.
+_NOT_SECRET = {"host", "port", "database", "username", "drivername", "base_url", "account_id"}
+# user:password@ in a DSN, with or without a scheme (`postgres//u:p@h`, `postgresql:/u:p@h` are typos
+# that libraries quote back in full); the user part stays, the password goes.
+_USERINFO = re.compile(r"(?P<keep>(?:[a-z][a-z0-9+.-]*://)?[^\s:/@'\"]+:)(?!//)(?P<password>[^\s@'\"]+)@", re.I)
+_TOO_COMMON = {"true", "false", "none", "null"}
 
 
 class CliError(Exception):
@@ -38,31 +38,69 @@ class LoadFailed(CliError):
     """One or more sources failed to load (the message names each failing source and resource)."""
 
 
-def _secret_values() -> Iterator[str]:
-    for name in SECRET_ENV_VARS:
-        value = os.environ.get(name)
-        if value:
-            yield value
-    try:
-        import dlt
+def _leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, str(key)))
+    else:
+        yield path, node
 
-        for key in SECRET_CONFIG_KEYS:
-            try:
-                value = dlt.secrets.get(key)
-            except Exception:  # an unreadable secrets.toml must not hide the real error
-                value = None
-            if isinstance(value, str) and value:
-                yield value
-    except ImportError:  # pragma: no cover - dlt is a hard dependency
-        return
+
+def _file_secrets() -> Iterator[str]:
+    """Every secret value in the TOML files dlt reads: all of secrets.toml (but the where-keys), and
+    secret-named keys in any other file."""
+    import tomllib
+
+    import dlt
+
+    for provider in dlt.config.config_providers:
+        to_toml = getattr(provider, "to_toml", None)
+        if not callable(to_toml):
+            continue  # environment variables are handled by name
+        try:
+            doc = tomllib.loads(to_toml())
+        except Exception:  # an unreadable file must not hide the real error
+            continue
+        for path, value in _leaves(doc):
+            key = path[-1] if path else ""
+            if path[:2] == ("destination", "duckdb"):
+                continue  # a file path
+            if _SECRET_KEY.search(key) or (
+                provider.supports_secrets and isinstance(value, str) and key not in _NOT_SECRET
+            ):
+                yield str(value)
+
+
+def _password_of(value: str) -> str | None:
+    """The password part of a DSN-like value (`scheme://user:password@host`, also without the scheme)."""
+    if "@" not in value:
+        return None
+    userinfo = re.sub(r"^[a-z][a-z0-9+.-]*:/*|^[^:@]*//", "", value.rpartition("@")[0], flags=re.I)
+    return userinfo.partition(":")[2] or None
+
+
+def secret_values() -> set[str]:
+    """The configured secrets (env vars named like secrets, secrets.toml values), and the password inside
+    each DSN among them."""
+    values = {
+        value
+        for name, value in os.environ.items()
+        if value and _SECRET_ENV.search(name) and not name.startswith("DESTINATION__DUCKDB__")  # a file path
+    }
+    try:
+        values.update(_file_secrets())
+    except Exception:  # never let the scrubbing itself replace the error being reported
+        pass
+    values.update(filter(None, (_password_of(value) for value in list(values))))
+    return {v for v in values if len(v) >= 4 and v.lower() not in _TOO_COMMON}
 
 
 def redact(text: str) -> str:
-    """Blank configured secrets and DSN passwords out of `text`."""
-    text = _DSN_PASSWORD.sub(lambda m: m.group("scheme") + "***", text)
-    for secret in sorted(set(_secret_values()), key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """Blank configured secrets and DSN passwords (`user:password@`, with or without a scheme) out of
+    `text`."""
+    text = _USERINFO.sub(lambda m: m.group("keep") + "***@", text)
+    for secret in sorted(secret_values(), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 

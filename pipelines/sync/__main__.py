@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipelines.errors import redact
 from pipelines.sync.config import SyncConfigError, load_sync_config, sync_names
 from pipelines.sync.run import run_sync
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     config = load_sync_config(name)
                 except SyncConfigError as exc:
-                    print(str(exc), file=sys.stderr)
+                    print(redact(str(exc)), file=sys.stderr)
                     status = 1
                     continue
                 print(f"{config.name}\t{config.target}\t{config.mode}\t{config.source_description()}")
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("name a sync (or --list)")
         config = load_sync_config(args.name)
     except SyncConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        print(redact(str(exc)), file=sys.stderr)
         return 1
-    result = run_sync(config, dry_run=args.dry_run, warehouse=args.warehouse, out=print)
+    result = run_sync(config, dry_run=args.dry_run, warehouse=args.warehouse, out=lambda line: print(redact(line)))
     return result.exit_code
 
 
