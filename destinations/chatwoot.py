@@ -10,8 +10,9 @@ errors) and return one `RowResult` per row (see destinations/reverse_etl.py). Wh
   it is looked up and updated instead.
 - `POST /contacts` is not idempotent: a timeout or 5xx after it left leaves the outcome unknown, and the
   engine's `check` looks the contact up by its match key before anything is sent again.
-- Updates (`PATCH /contacts/{id}`) carry only what changed; custom and additional attributes are
-  shallow-merged server-side, so a null attribute value erases a key only with nulls_erase, through
+- Updates (`PATCH /contacts/{id}`) carry only what changed. Custom and additional attributes are JSONB:
+  values keep their JSON type and are compared by type and value. They are shallow-merged server-side,
+  so a null attribute value erases a key only with nulls_erase, through
   `POST /contacts/{id}/destroy_custom_attributes`.
 - `POST /contacts/{id}/labels` replaces the whole set, so labels are read first and the writer sends the
   union of current and wanted labels (`labels_mode = "replace"` sends the wanted set as is).
@@ -25,6 +26,7 @@ from typing import Any
 from destinations.reverse_etl import (
     ERROR,
     OK,
+    SKIPPED,
     Pacer,
     RowResult,
     WorkItem,
@@ -103,6 +105,12 @@ class ContactDirectory:
                 if value in wanted:
                     found[value] = contact
         return found
+
+
+def _exists_create_only(item: WorkItem, contact: dict[str, Any]) -> RowResult:
+    """create_only met an existing contact: nothing is sent, so the API does not hold the row (skipped,
+    reconsidered when the row or the sync's settings change)."""
+    return RowResult(item.key, SKIPPED, [], str(contact["id"]), 200, "exists already; create_only sends no updates", item.action)
 
 
 class ChatwootContactsWriter(Writer):
@@ -189,7 +197,7 @@ class ChatwootContactsWriter(Writer):
                     )
                 return await self._create(item)
             if self.mode == "create_only" and item.action != "check":
-                return RowResult(item.key, OK, [], str(contact["id"]), 200, "exists; create_only sends no update", item.action)
+                return _exists_create_only(item, contact)
             return await self._update(item, int(contact["id"]), contact, read=True)
         except ApiError as exc:
             if is_fatal(exc):
@@ -212,7 +220,7 @@ class ChatwootContactsWriter(Writer):
                 found = (await self.directory.lookup([item.key])).get(item.key)
                 if found is not None:
                     if self.mode == "create_only":
-                        return RowResult(item.key, OK, [], str(found["id"]), 200, "exists; create_only", item.action)
+                        return _exists_create_only(item, found)
                     return await self._update(item, int(found["id"]), found, read=True)
             raise
         except ApiError as exc:
@@ -254,7 +262,7 @@ class ChatwootContactsWriter(Writer):
             if name == "custom_attributes":
                 destroy = to_erase
             else:
-                to_set.update({k: None for k in to_erase})  # type: ignore[misc]
+                to_set.update(dict.fromkeys(to_erase))
             if to_set:
                 body[name] = to_set
         effects: list[str] = []

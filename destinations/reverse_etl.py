@@ -4,7 +4,8 @@ agree on: the work handed to a writer, the per-row result it hands back, and how
 A writer never raises for one row: like drt's destinations it collects row errors into results. It raises
 only for what stops the whole run (bad credentials, a bug). Its results say, per key:
 - `ok`: the API now holds the row (with the remote id when there is one);
-- `skipped`: nothing was sent on purpose (an opt-in the sync may not send);
+- `skipped`: nothing was sent on purpose (an opt-in the sync may not send, an existing contact in
+  create_only mode): the engine keeps the ledger at what the API held before;
 - `error`: the API refused the row (400/404/409/422, or 429 after every retry): retried next run;
 - `unknown`: the request may or may not have taken effect (a timeout after it left, a 5xx after
   retries, a dropped connection): the engine reconciles it by reading the remote state, never by resending.
@@ -51,6 +52,9 @@ class RowResult:
     http_status: int | None = None
     message: str | None = None
     action: str = ""
+    # fields the API still holds at another value than the row asks (an opt-in withheld without
+    # allow_opt_in): the ledger records these values, so it never claims what the API does not hold
+    held: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -143,14 +147,29 @@ def scalar_changes(
     return out
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: same type and value (99 and "99", or true and 1, differ; 99 and 99.0 are
+    the same number), lists in order, objects key by key."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
 def map_changes(
-    want: dict[str, str | None] | None, have: dict[str, Any] | None, *, known: bool, nulls_erase: bool
-) -> tuple[dict[str, str], list[str]]:
-    """(keys to set, keys to erase) for a string map the API merges into the stored one."""
+    want: dict[str, Any] | None, have: dict[str, Any] | None, *, known: bool, nulls_erase: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """(keys to set, keys to erase) for a map the API merges into the stored one; values compare as
+    JSON (type and value)."""
     if want is None:
         return {}, []
-    have = have or {}
-    to_set = {k: v for k, v in want.items() if v is not None and (not known or have.get(k) != v)}
+    have = have if isinstance(have, dict) else {}
+    to_set = {k: v for k, v in want.items() if v is not None and (not known or not same_json(have.get(k), v))}
     to_erase = [k for k, v in want.items() if v is None and nulls_erase and (not known or have.get(k) not in (None, ""))]
     return to_set, to_erase
 

@@ -16,7 +16,8 @@ return one `RowResult` per row (see destinations/reverse_etl.py). What Sendblue'
 - Updates are partial PUTs of the fields that changed; custom variables merge server-side, so an erased
   variable (nulls_erase) is sent as null, and an erased text field as null.
 - Opt-outs are sticky: a row never opts a number back in unless the sync sets allow_opt_in, and then only
-  when the number is known to be opted out (last sent so, or read so).
+  when the number is known to be opted out (last sent so, read so, or answered so). An opt-in withheld
+  is reported (`held`), so the ledger records opt_out = true, as Sendblue holds it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,16 @@ def opt_change(want: bool | None, have: bool | None, *, allow_opt_in: bool) -> b
         return True
     if want is False and have is True and allow_opt_in:
         return False
+    return None
+
+
+WITHHELD = "opt-in not sent: the sync does not set allow_opt_in"
+
+
+def withheld_opt_in(want: bool | None, have: Any, *, allow_opt_in: bool) -> dict[str, Any] | None:
+    """What the API keeps when the row asks for an opt-in the sync may not send: opt_out stays true."""
+    if want is False and have is True and not allow_opt_in:
+        return {"opt_out": True}
     return None
 
 
@@ -224,21 +235,25 @@ class SendblueContactsWriter(Writer):
         effects = ["created"]
         remote_id = _remote_id(contact, item.key)
         body = {k: item.fields[k] for k in put_fields if item.fields.get(k) is not None}
+        # a number that texted STOP before it was a contact is created opted out
+        have_opt = contact.get("opt_out") if isinstance(contact.get("opt_out"), bool) else None
+        opted = opt_change(item.fields.get("opt_out"), have_opt, allow_opt_in=self.allow_opt_in)
+        held = withheld_opt_in(item.fields.get("opt_out"), have_opt, allow_opt_in=self.allow_opt_in)
         try:
             if body:
                 await self.pacer.write()
                 await self.client.update_contact(item.key, body)
-            if item.fields.get("opt_out") is True:
+            if opted is not None:
                 await self.pacer.write()
-                await self.client.opt_out(item.key, True)
-                effects.append("opted_out")
+                await self.client.opt_out(item.key, opted)
+                effects.append("opted_out" if opted else "opted_in")
         except ApiError as exc:
             if is_fatal(exc):
                 raise
             failed = result_from_error(item.key, "create", exc, may_have_applied=False)
             failed.effects, failed.remote_id = effects, remote_id
             return failed
-        return RowResult(item.key, OK, effects, remote_id, 200, None, "create")
+        return RowResult(item.key, OK, effects, remote_id, 200, WITHHELD if held else None, "create", held)
 
     # -- updates (and checks that found the contact)
 
@@ -247,7 +262,6 @@ class SendblueContactsWriter(Writer):
         confirmed, or None when unknown)."""
         body = contact_changes(item.fields, baseline, nulls_erase=self.nulls_erase)
         have_opt = baseline.get("opt_out") if baseline is not None else None
-        opted = opt_change(item.fields.get("opt_out"), have_opt, allow_opt_in=self.allow_opt_in)
         effects: list[str] = []
         remote_id = item.remote_id or (_remote_id(baseline, item.key) if read else None)
         try:
@@ -262,6 +276,11 @@ class SendblueContactsWriter(Writer):
                         raise
                     # deleted in Sendblue since it was last seen: upsert means create it again
                     return await self._create_one(item)
+                if isinstance(contact.get("opt_out"), bool):
+                    have_opt = contact["opt_out"]  # the answer is fresher than the baseline
+            want_opt = item.fields.get("opt_out")
+            opted = opt_change(want_opt, have_opt, allow_opt_in=self.allow_opt_in)
+            held = withheld_opt_in(want_opt, have_opt, allow_opt_in=self.allow_opt_in)
             if opted is not None:
                 await self.pacer.write()
                 await self.client.opt_out(item.key, opted)
@@ -272,7 +291,9 @@ class SendblueContactsWriter(Writer):
             failed = result_from_error(item.key, item.action, exc, may_have_applied=False)
             failed.effects, failed.remote_id = effects, remote_id
             return failed
-        return RowResult(item.key, OK, effects, remote_id or item.key, 200, None, item.action)
+        if held and not effects:
+            return RowResult(item.key, SKIPPED, [], remote_id or item.key, None, WITHHELD, item.action, held)
+        return RowResult(item.key, OK, effects, remote_id or item.key, 200, WITHHELD if held else None, item.action, held)
 
 
 class SendblueOptOutsWriter(Writer):
@@ -294,7 +315,7 @@ class SendblueOptOutsWriter(Writer):
     async def _one(self, item: WorkItem) -> RowResult:
         opted_out = bool(item.fields.get("opted_out", True))
         if not opted_out and not self.allow_opt_in:
-            return RowResult(item.key, SKIPPED, [], None, None, "opt-in not sent: allow_opt_in is false", item.action)
+            return RowResult(item.key, SKIPPED, [], None, None, WITHHELD, item.action)
         await self.pacer.write()
         try:
             answer = await self.client.opt_out(item.key, opted_out)

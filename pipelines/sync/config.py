@@ -24,7 +24,8 @@ SENDBLUE_BULK_MAX = 500
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_CONCURRENCY = 4
 # bump when the meaning of a ledger hash changes, so every row is re-evaluated once
-LEDGER_FORMAT = 1
+# (2: Chatwoot attributes keep their JSON types; a skipped entry records what the API holds)
+LEDGER_FORMAT = 2
 
 
 class SyncConfigError(ValueError):
@@ -50,6 +51,8 @@ class SyncConfig(BaseModel):
     labels_mode: Literal["union", "replace"] = "union"
     remove: bool = False
     default_region: str | None = None
+    # possible: reject only what cannot be a phone; strict: also numbers outside assigned ranges
+    phone_validation: Literal["possible", "strict"] = "possible"
     warehouse: str | None = None
     # a request that timed out may still be landing server-side: wait this long before reading it back
     reconcile_delay_seconds: float = Field(2.0, ge=0)
@@ -111,6 +114,7 @@ class SyncConfig(BaseModel):
             "labels_mode": self.labels_mode,
             "remove": self.remove,
             "default_region": self.default_region,
+            "phone_validation": self.phone_validation,
         }
         return hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -9,7 +9,9 @@ Ledger statuses:
 - `pending`: the row is about to be sent or its send's outcome is unknown (the process died, or a timeout
   hit after the request left). The next run reads the remote state before deciding anything.
 - `synced`: the API confirmed the row as hashed in `row_hash`.
-- `skipped`: settled without a request (an opt-in the sync may not send); re-evaluated when the row changes.
+- `skipped`: nothing sent because of the sync's settings (create_only on an existing record, an opt-in
+  without allow_opt_in). `row_hash`/`payload` keep what the API was last confirmed to hold (or null),
+  never the skipped row; the row is reconsidered when it or the settings change (its source hash).
 - `failed`: the API refused the row (422/404/409...); it is retried on the next run.
 """
 
@@ -28,7 +30,8 @@ from pipelines.sync.config import SyncConfigError
 DEFAULT_SCHEMA = "reverse_etl"
 
 PENDING, SYNCED, SKIPPED, FAILED = "pending", "synced", "skipped", "failed"
-# rows whose ledger entry has one of these statuses and an unchanged source hash are never re-read
+# rows whose ledger entry has one of these statuses and an unchanged source hash (which covers the
+# sync's settings) are never re-read
 SETTLED = (SYNCED, SKIPPED)
 
 LEDGER_COLUMNS = (

@@ -3,7 +3,9 @@
 Rows reach this module only when the warehouse could not prove them unchanged (see desired.py). Here the
 normalised row's hash is compared with the hash last sent: equal means unchanged (the ledger's source
 hash is refreshed, nothing is sent); different means an update; no ledger entry means a create; a
-`pending` entry means an earlier send has an unknown outcome and the remote state must be read first.
+`pending` entry means an earlier send has an unknown outcome and the remote state must be read first. A
+`skipped` entry records what the API held when the row was skipped, never the skipped row, so it is
+decided afresh whenever it reaches this module (its row or the sync's settings changed).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from destinations.reverse_etl import WorkItem
 from pipelines.sync.config import SyncConfig
-from pipelines.sync.ledger import FAILED, PENDING, SETTLED, SKIPPED, LedgerEntry
+from pipelines.sync.ledger import FAILED, PENDING, SETTLED, SYNCED, LedgerEntry
 from pipelines.sync.rows import DesiredRow, Reject
 
 SAMPLE_KEYS = 3
@@ -22,8 +24,12 @@ SAMPLE_KEYS = 3
 
 @dataclass
 class Skip:
+    """A row the sync's settings keep from being sent (create_only on an existing record, an opt-in
+    without allow_opt_in). Not settled: reconsidered when the row or the settings change."""
+
     row: DesiredRow
     reason: str
+    remote_id: str | None = None
 
 
 @dataclass
@@ -123,10 +129,12 @@ def classify(
         previous = entry.payload if entry else None
 
         if config.target == "sendblue.opt_outs" and not row.fields["opted_out"] and not config.allow_opt_in:
-            if entry is None or entry.status != SKIPPED or entry.row_hash != row.row_hash:
-                plan.skips.append(Skip(row, "opt-in not sent: the sync does not set allow_opt_in"))
+            if entry is not None and entry.status == SYNCED and entry.row_hash == row.row_hash:
+                plan.unchanged += 1  # the number was opted in before this sync stopped allowing it
+                if entry.source_hash != row.source_hash:
+                    plan.refresh.append(_refreshed(entry, row))
             else:
-                plan.unchanged += 1
+                plan.skips.append(Skip(row, "opt-in not sent: the sync does not set allow_opt_in"))
             continue
 
         if entry is not None and entry.status == PENDING:
@@ -134,7 +142,9 @@ def classify(
             _count_opt(plan, row, None)
             continue
 
-        if entry is not None and entry.status in SETTLED and entry.row_hash == row.row_hash:
+        # only a synced entry says the API holds this row; a skipped one holds what the API had before
+        # the skip, so the row is decided afresh (the settings may have changed since)
+        if entry is not None and entry.status == SYNCED and entry.row_hash == row.row_hash:
             plan.unchanged += 1
             if entry.source_hash != row.source_hash:
                 plan.refresh.append(_refreshed(entry, row))
@@ -149,11 +159,7 @@ def classify(
 
         if exists_remotely:
             if mode == "create_only":
-                plan.unchanged += 1
-                if entry is not None:
-                    plan.refresh.append(_refreshed(entry, row, keep_sent=True))
-                else:
-                    plan.skips.append(Skip(row, "exists already; create_only sends no updates"))
+                plan.skips.append(Skip(row, "exists already; create_only sends no updates", remote_id))
                 continue
             plan.updates.append(WorkItem(row.key, row.fields, "update", previous, remote_id))
             _count_opt(plan, row, previous)
@@ -179,14 +185,14 @@ def _count_opt(plan: Plan, row: DesiredRow, previous: dict[str, Any] | None) -> 
         (plan.opt_outs if row.fields["opted_out"] else plan.opt_ins).append(row.key)
 
 
-def _refreshed(entry: LedgerEntry, row: DesiredRow, keep_sent: bool = False) -> LedgerEntry:
-    """The same ledger entry with the row's current source hash (and, unless keep_sent, its row hash)."""
+def _refreshed(entry: LedgerEntry, row: DesiredRow) -> LedgerEntry:
+    """The same (synced) ledger entry under the row's current source hash."""
     return LedgerEntry(
         key=entry.key,
         status=entry.status,
-        row_hash=entry.row_hash if keep_sent else row.row_hash,
+        row_hash=row.row_hash,
         source_hash=row.source_hash,
-        payload=entry.payload if keep_sent else row.fields,
+        payload=row.fields,
         remote_id=entry.remote_id,
         attempts=entry.attempts,
         last_error=entry.last_error,

@@ -1,8 +1,8 @@
 """Validation of the desired rows a sync's query yields: pydantic models at the edge, one per target.
 
 Each valid row becomes a plain dict of the target's fields (normalised: phones in E.164, emails lower-case,
-tags and labels as lists, custom variables and attributes as string maps, blank strings as null) plus its
-key. Each invalid row becomes a `Reject` with a reason a person can act on. Columns a target does not know
+tags and labels as lists, Sendblue custom variables as text maps, Chatwoot attributes as JSON objects whose
+values keep their JSON type, blank strings as null) plus its key. Each invalid row becomes a `Reject` with a reason a person can act on. Columns a target does not know
 are ignored (the plan names them).
 """
 
@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any, ClassVar
+from uuid import UUID
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -51,10 +55,11 @@ def blank_to_none(value: Any) -> Any:
     return value
 
 
-def normalize_phone(value: Any, region: str | None, *, strict: bool = True) -> str | None:
-    """E.164 via phonenumbers; numbers without a country code need `default_region`. `strict` also
-    requires a number that is valid for its region (Sendblue refuses others with 400 "Invalid phone
-    number"); otherwise a possible length is enough (Chatwoot checks only the E.164 shape)."""
+def normalize_phone(value: Any, region: str | None, *, strict: bool = False) -> str | None:
+    """E.164 via phonenumbers; numbers without a country code need `default_region`. A number must be
+    parseable and *possible* for its country (its length fits). Whether it lies in an assigned range
+    (`is_valid_number`, whose metadata lags new area codes) is the API's call, unless `strict`
+    (`phone_validation = "strict"`) asks for that check here as well."""
     value = blank_to_none(value)
     if value is None:
         return None
@@ -63,6 +68,8 @@ def normalize_phone(value: Any, region: str | None, *, strict: bool = True) -> s
     if not isinstance(value, str):
         raise ValueError(f"a phone number must be text, got {type(value).__name__}")
     text = value.strip()
+    if len(text) > 64:
+        raise ValueError(f"not a phone number: {text[:20]!r}... is {len(text)} characters long")
     if not text.startswith("+") and region is None:
         raise ValueError(f"not an E.164 phone number: {text!r} has no country code (or set default_region)")
     try:
@@ -72,7 +79,7 @@ def normalize_phone(value: Any, region: str | None, *, strict: bool = True) -> s
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError(f"not a possible phone number: {text!r}")
     if strict and not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"not a valid phone number: {text!r}")
+        raise ValueError(f"not a valid phone number: {text!r} (phone_validation = \"strict\")")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -108,7 +115,7 @@ def normalize_list(value: Any, *, lower: bool = False) -> list[str] | None:
         if text.startswith("["):
             try:
                 value = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ValueError(f"not a JSON array: {text[:60]!r}") from None
         else:
             value = text.split(",")
@@ -119,41 +126,117 @@ def normalize_list(value: Any, *, lower: bool = False) -> list[str] | None:
         if item is None:
             continue
         if not isinstance(item, str):
-            raise ValueError(f"list items must be text, got {type(item).__name__} {item!r}")
+            raise ValueError(f"list items must be text, got {type(item).__name__} {item!r}"[:200])
         text = item.strip().lower() if lower else item.strip()
         if text and text not in items:
             items.append(text)
     return items
 
 
-def normalize_map(value: Any) -> dict[str, str | None] | None:
-    """A map of text to text from a struct/map/JSON column or a JSON object string. Numbers and booleans
-    become text; nested values are refused. A null value stays null (it erases only with nulls_erase)."""
+def _map_items(value: Any, what: str) -> dict[str, Any] | None:
+    """The (key, value) pairs of a struct/map/JSON column or a JSON object string, keys checked."""
     value = blank_to_none(value)
     if value is None:
         return None
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValueError(f"not a JSON object: {value[:60]!r}") from None
-    if isinstance(value, list) and all(isinstance(p, dict) and set(p) == {"key", "value"} for p in value):
-        value = {p["key"]: p["value"] for p in value}  # a MAP some drivers hand over as key/value pairs
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a map of text to text, got {type(value).__name__}")
-    result: dict[str, str | None] = {}
-    for key, item in value.items():
+    if (
+        isinstance(value, list)
+        and all(isinstance(p, dict) and set(p) == {"key", "value"} for p in value)
+    ):
+        value = [(p["key"], p["value"]) for p in value]  # a MAP some drivers hand over as key/value pairs
+    elif isinstance(value, dict):
+        value = list(value.items())
+    else:
+        raise ValueError(f"must be {what}, got {type(value).__name__}")
+    result: dict[str, Any] = {}
+    for key, item in value:
         if not isinstance(key, str) or not key.strip():
-            raise ValueError(f"map keys must be non-empty text, got {key!r}")
-        if item is None or isinstance(item, str):
-            result[key] = item
-        elif isinstance(item, bool):
-            result[key] = "true" if item else "false"
-        elif isinstance(item, int | float):
-            result[key] = str(item)
-        else:
-            raise ValueError(f"map values must be text, got {type(item).__name__} for {key!r}")
+            raise ValueError(f"map keys must be non-empty text, got {key!r}"[:200])
+        result[key] = item
     return result
+
+
+def _finite_number(value: float | Decimal, key: str) -> None:
+    finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+    if not finite:
+        raise ValueError(f"{value} is not a number JSON can carry, for {key!r}")
+
+
+def chatwoot_time(value: date) -> str:
+    """A date or timestamp as Chatwoot's own UI stores a date attribute: ISO 8601 in UTC with
+    milliseconds (`2024-05-01T00:00:00.000Z`, JavaScript's toISOString). Naive timestamps count as UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        moment = value
+    else:
+        moment = datetime(value.year, value.month, value.day)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def json_value(value: Any, key: str) -> Any:
+    """A value as the JSON type it is: text, booleans, numbers (DECIMAL too), lists and objects keep
+    their type; dates and timestamps become Chatwoot's ISO strings; anything else is refused."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float | Decimal):
+        _finite_number(value, key)
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        return value
+    if isinstance(value, date):
+        return chatwoot_time(value)
+    if isinstance(value, time | UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [json_value(item, key) for item in value]
+    if isinstance(value, dict):
+        nested = _map_items(value, "an object")
+        assert nested is not None
+        return {k: json_value(v, key) for k, v in nested.items()}
+    raise ValueError(f"not a JSON value: {type(value).__name__} for {key!r}")
+
+
+def text_value(value: Any, key: str) -> str | None:
+    """A value in its text form (Sendblue types custom variables as strings): numbers as written
+    (DECIMAL without exponent), booleans as true/false, dates and timestamps in ISO 8601."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        _finite_number(value, key)
+        return format(value, "f") if isinstance(value, Decimal) else repr(value)
+    if isinstance(value, date | time | UUID):
+        return value.isoformat() if not isinstance(value, UUID) else str(value)
+    raise ValueError(f"values must be text, numbers, booleans or dates, got {type(value).__name__} for {key!r}")
+
+
+def normalize_json_map(value: Any) -> dict[str, Any] | None:
+    """A JSON object (Chatwoot stores attributes as JSONB) from a struct/map/JSON column or JSON text:
+    every value keeps its JSON type. A null value stays null (it erases only with nulls_erase)."""
+    items = _map_items(value, "a JSON object")
+    if items is None:
+        return None
+    try:
+        return {key: json_value(item, key) for key, item in items.items()}
+    except RecursionError:
+        raise ValueError("a JSON object nested too deeply") from None
+
+
+def normalize_text_map(value: Any) -> dict[str, str | None] | None:
+    """A map of text to text from a struct/map/JSON column or JSON text: numbers, booleans and dates
+    become text; nested values are refused. A null value stays null (it erases only with nulls_erase)."""
+    items = _map_items(value, "a map of text to text")
+    if items is None:
+        return None
+    return {key: text_value(item, key) for key, item in items.items()}
 
 
 # --------------------------------------------------------------------------- row models
@@ -188,7 +271,7 @@ class SendblueContactRow(_Row):
     )
     _email = field_validator("assigned_to_email", mode="before")(lambda v: normalize_email(v))
     _tags = field_validator("tags", mode="before")(lambda v: normalize_list(v))
-    _vars = field_validator("custom_variables", mode="before")(lambda v: normalize_map(v))
+    _vars = field_validator("custom_variables", mode="before")(lambda v: normalize_text_map(v))
     _optout = field_validator("opt_out", mode="before")(blank_to_none)
 
 
@@ -213,14 +296,14 @@ class ChatwootContactRow(_Row):
     email: str | None = None
     phone_number: str | None = None
     identifier: str | None = None
-    custom_attributes: dict[str, str | None] | None = None
-    additional_attributes: dict[str, str | None] | None = None
+    custom_attributes: dict[str, Any] | None = None
+    additional_attributes: dict[str, Any] | None = None
     labels: list[str] | None = None
 
     _text = field_validator("name", mode="before")(lambda v: normalize_text(v))
     _email = field_validator("email", mode="before")(lambda v: normalize_email(v))
     _maps = field_validator("custom_attributes", "additional_attributes", mode="before")(
-        lambda v: normalize_map(v)
+        lambda v: normalize_json_map(v)
     )
     # Chatwoot lower-cases account labels, so labels are compared and sent lower-case
     _labels = field_validator("labels", mode="before")(lambda v: normalize_list(v, lower=True))
@@ -285,16 +368,18 @@ def key_columns(target: str, match_on: str | None) -> list[str]:
 
 class RowValidator:
     """Validates raw rows for one sync. Phones are normalised before the model sees them (they need the
-    sync's default_region), and the key field follows the sync's match_on."""
+    sync's default_region and phone_validation), and the key field follows the sync's match_on."""
 
-    def __init__(self, target: str, match_on: str | None, default_region: str | None):
+    def __init__(
+        self, target: str, match_on: str | None, default_region: str | None, phone_validation: str = "possible"
+    ):
         self.target = target
         self.model = ROW_MODELS[target]
         self.key_field = "phone" if target.startswith("sendblue.") else str(match_on)
         self.region = default_region
         self.fields = model_fields(target)
         self.phone_fields = [f for f in self.fields if f in PHONE_FIELDS]
-        self.strict_phones = target.startswith("sendblue.")
+        self.strict_phones = phone_validation == "strict"
 
     def raw_key(self, raw: dict[str, Any]) -> str | None:
         value = raw.get(self.key_field)
@@ -326,7 +411,7 @@ class RowValidator:
                     problems.append(f"{field}: {message}")
             row = None
         if problems or row is None:
-            return Reject(self.raw_key(raw), "; ".join(problems))
+            return Reject(self.raw_key(raw), "; ".join(p if len(p) <= 300 else p[:297] + "..." for p in problems))
         fields = row.model_dump()
         if self.target == "chatwoot.contact_labels":
             key = f"{fields[self.key_field]}|{fields['label']}"

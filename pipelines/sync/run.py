@@ -45,7 +45,7 @@ from pipelines.sync.ledger import (
     utcnow,
 )
 from pipelines.sync.plan import Plan, classify
-from pipelines.sync.rows import DesiredRow, Reject, RowValidator, model_fields, reject_duplicates
+from pipelines.sync.rows import DesiredRow, Reject, RowValidator, model_fields, reject_duplicates, row_hash
 
 Out = Callable[[str], Any]
 EXIT_CODES = {"success": 0, "dry_run": 0, "failed": 1, "partial": 2}
@@ -129,7 +129,7 @@ def build_plan(
     known = set(model_fields(config.target)) | {match_on or ""}
     plan.ignored_columns = [c for c in desired.columns if c not in known]
 
-    validator = RowValidator(config.target, match_on, config.default_region)
+    validator = RowValidator(config.target, match_on, config.default_region, config.phone_validation)
     valid: list[DesiredRow] = []
     for raw in candidates:
         outcome = validator.validate(raw, str(raw[HASH_COLUMN]))
@@ -295,13 +295,19 @@ class Sender:
         return results
 
     def _after(self, item: WorkItem, result: RowResult) -> LedgerEntry:
+        """The ledger entry after a result: only what the API confirmed it holds is recorded as held."""
         row = self.plan.rows[item.key]
         before = self.entries.get(item.key)
         remote_id = result.remote_id or item.remote_id or (before.remote_id if before else None)
-        if result.outcome == OK:
-            return LedgerEntry(item.key, SYNCED, row.row_hash, row.source_hash, row.fields, remote_id, 0, None)
-        if result.outcome == SKIPPED_OUTCOME:
-            return LedgerEntry(item.key, SKIPPED, row.row_hash, row.source_hash, row.fields, remote_id, 0, result.message)
+        if result.outcome in (OK, SKIPPED_OUTCOME):
+            status = SYNCED if result.outcome == OK else SKIPPED
+            if result.held:
+                held = {**row.fields, **result.held}
+                return LedgerEntry(item.key, status, row_hash(held), row.source_hash, held, remote_id, 0, result.message)
+            if result.outcome == OK:
+                return LedgerEntry(item.key, SYNCED, row.row_hash, row.source_hash, row.fields, remote_id, 0, None)
+            # nothing was sent: the ledger keeps what the API held before, under the row's source hash
+            return _skip_entry(row, before, result.message or "skipped", remote_id)
         status = PENDING if result.outcome == UNKNOWN else FAILED
         attempts = (before.attempts if before else 0) + 1
         return LedgerEntry(
@@ -432,7 +438,8 @@ def run_sync(
 
         ledger = Ledger(wh, tables, config.name, run_id)
         ledger.write(
-            entries=plan.refresh + [_skip_entry(s.row, plan.entries.get(s.row.key), s.reason) for s in plan.skips],
+            entries=plan.refresh
+            + [_skip_entry(s.row, plan.entries.get(s.row.key), s.reason, s.remote_id) for s in plan.skips],
             logs=[LogEntry(r.key, "validate", "rejected", None, r.reason) for r in plan.rejects]
             + [LogEntry(s.row.key, "skip", "skipped", None, s.reason) for s in plan.skips],
         )
@@ -482,7 +489,18 @@ def run_sync(
     return result
 
 
-def _skip_entry(row: DesiredRow, before: LedgerEntry | None, reason: str) -> LedgerEntry:
+def _skip_entry(row: DesiredRow, before: LedgerEntry | None, reason: str, remote_id: str | None = None) -> LedgerEntry:
+    """A row skipped by the sync's settings: it keeps the payload the API was last confirmed to hold (or
+    none), never the skipped row's, and takes the row's source hash, so it stays quiet until the row or
+    the settings change (the source hash covers both) and is then reconsidered."""
+    payload = before.payload if before is not None else None
     return LedgerEntry(
-        row.key, SKIPPED, row.row_hash, row.source_hash, row.fields, before.remote_id if before else None, 0, reason
+        row.key,
+        SKIPPED,
+        None if payload is None else row_hash(payload),
+        row.source_hash,
+        payload,
+        remote_id or (before.remote_id if before else None),
+        0,
+        reason,
     )
