@@ -13,7 +13,9 @@ Put a one-line file in your DAGs folder (`from pipelines.airflow_dag import dag 
 Each source is its own dlt `PipelineTasksGroup`, so the two pipelines keep separate state. The groups
 wipe their local working folder after every task (`wipe_local_data=True`): every run starts as on an
 ephemeral worker and dlt restores the incremental state from the destination, which works because the
-pipeline names and datasets are stable (`pipelines.load.pipeline_name_for`).
+pipeline names and datasets are stable: a pipeline is named after its (account, warehouse, dataset) pair
+(`pipelines.identity`), the same name `switchboard load` uses, so the task ids end in the pair's hash and
+the source settings are read when the DAG is parsed (only their non-secret part, or a hash, is shown).
 
 DuckDB is one file with a single writer, so with DuckDB the Sendblue load waits for the Chatwoot load;
 with Postgres or a cloud warehouse the two groups run in parallel. A relative DuckDB path would land in
@@ -32,7 +34,14 @@ from airflow.sdk import dag as airflow_dag
 from airflow.sdk import task
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
-from pipelines.load import SOURCE_NAMES, build_pipeline, build_source, loader_file_format_for, refresh_views
+from pipelines.load import (
+    SOURCE_NAMES,
+    build_pipeline,
+    build_source,
+    loader_file_format_for,
+    pair_for,
+    refresh_views,
+)
 
 DAG_ID = "switchboard"
 DEFAULT_SCHEDULE = "@daily"
@@ -67,9 +76,9 @@ def configured_syncs() -> list[str]:
 
 
 def _refresh_views(destination: str) -> list[str]:
-    from pipelines.load import SourceLoad, pipeline_name_for
+    from pipelines.load import SourceLoad
 
-    anchor = SourceLoad("chatwoot", pipeline_name_for("chatwoot", destination), "chatwoot", destination)
+    anchor = SourceLoad("chatwoot", "switchboard_views", "chatwoot", destination)
     result = refresh_views(anchor, destination=destination)
     if result is not None and result.note:
         print(result.note)
@@ -113,13 +122,15 @@ def switchboard() -> None:
         group = PipelineTasksGroup(
             f"load_{source}", use_data_folder=False, wipe_local_data=True, log_progress_period=30.0
         )
-        pipeline = build_pipeline(source, destination=destination, dataset=source)
-        # the source is built inside the task, so credentials are read on the worker, not at parse time
+        pair = pair_for(source, destination, source)
+        pipeline = build_pipeline(pair, destination=destination)
+        # the source itself is built inside the task, on the worker
         tasks = group.add_run(
             pipeline,
             functools.partial(build_source, source),
             decompose="none",
             loader_file_format=loader_file_format_for(destination),
+            on_before_run=functools.partial(print, pair.describe()),
         )
         if destination == "duckdb" and previous_group is not None:
             previous_group >> group

@@ -65,8 +65,12 @@ def handles_errors(command: F) -> F:
             # the reader went away (`switchboard sql ... | head`): stop quietly, as other CLI tools do
             _silence_stdout()
             raise typer.Exit(0) from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted") from None
+        except KeyboardInterrupt as stop:
+            # Ctrl-C or SIGTERM (dlt's signal flag during a load): 130 / 143, as a shell reports them
+            from pipelines.recovery import exit_code
+
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(exit_code(stop)) from None
         except Exception as exc:
             if _options["debug"]:
                 raise
@@ -208,7 +212,9 @@ def load(
         False, "--full-refresh", help="Drop the source's tables and incremental state, then load everything."
     ),
     pipelines_dir: str = typer.Option(
-        None, "--pipelines-dir", help="Where dlt keeps local pipeline state (default ~/.dlt/pipelines)."
+        None,
+        "--pipelines-dir",
+        help="Where dlt keeps its local working files (default: dlt's, ~/.dlt/pipelines; /var/dlt/pipelines as root).",
     ),
 ) -> None:
     """Extract and load; progress on stderr, rows per table at the end."""

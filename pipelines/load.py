@@ -1,8 +1,11 @@
 """Build and run the dlt pipelines that load Chatwoot and Sendblue into the warehouse.
 
-One pipeline per source with a stable name (`switchboard_chatwoot`, `switchboard_sendblue`; the
-destination and a non-default dataset are appended when used), so dlt can restore incremental
-state from the destination when the local pipelines dir is gone (ephemeral workers, CI, Airflow).
+Incremental state belongs to one (account, warehouse, dataset) pair (SPEC §7, `pipelines.identity`):
+the dlt pipeline name is derived from a hash of the pair, so it is stable (dlt restores the state from
+the warehouse on ephemeral workers, CI, Airflow) and never shared by two warehouses or accounts. Before a
+run the local copy of the state is dropped unless an earlier run left a package pending: the warehouse
+holds the only state applied, so a new, emptied or replaced warehouse is loaded in full. A pending
+package is loaded first, then the run extracts as usual (`pipelines.recovery`).
 Defaults: DuckDB file `switchboard.duckdb` (key `destination.duckdb.credentials`), datasets
 `chatwoot` and `sendblue`. With `--dataset NAME`, a single source loads into `NAME`; `all` loads
 into `NAME_chatwoot` and `NAME_sendblue` (and the views go to `NAME_analytics`) so the two sources'
@@ -25,13 +28,15 @@ from dlt.common.destination.reference import Destination
 
 from destinations.views import ANALYTICS, ViewsResult, create_analytics_views
 from destinations.warehouse import duckdb_path_from_config
+from destinations.warehouse_config import destination_problem, postgres_destination
 from pipelines.errors import CliError, describe, failing_resource
+from pipelines.identity import StatePair, state_pair
 from pipelines.progress import LoadProgress
+from pipelines.recovery import finish_pending, intercepted_signals, raise_if_interrupted
 from sources.common.http import ClientStats
 
 SOURCE_NAMES = ("chatwoot", "sendblue")
 DEFAULT_DESTINATION = "duckdb"
-PIPELINE_PREFIX = "switchboard"
 
 DestinationArg = str | Destination
 
@@ -63,18 +68,11 @@ def resolve_targets(target: str) -> list[str]:
 
 
 def check_destination(destination: DestinationArg) -> None:
-    """Refuse a destination name dlt does not know before any source is touched."""
-    if not isinstance(destination, str):
-        return
-    from dlt.common.destination.exceptions import UnknownDestinationModule
-
-    try:
-        Destination.from_reference(destination)
-    except UnknownDestinationModule:
-        raise CliError(
-            f"unknown destination {destination!r}: use duckdb (the default), postgres, or another dlt "
-            "destination such as bigquery, snowflake or motherduck"
-        ) from None
+    """Refuse a destination name dlt does not know, or the example's Postgres DSN, before any source is
+    touched."""
+    problem = destination_problem(destination) if isinstance(destination, str) else None
+    if problem:
+        raise CliError(problem)
 
 
 def dataset_for(source: str, dataset: str | None = None, *, several: bool = False) -> str:
@@ -86,17 +84,11 @@ def dataset_for(source: str, dataset: str | None = None, *, several: bool = Fals
     return f"{dataset}_{source}" if several else dataset
 
 
-def pipeline_name_for(
+def pair_for(
     source: str, destination: DestinationArg = DEFAULT_DESTINATION, dataset: str | None = None
-) -> str:
-    """Stable per source, destination and dataset: the key dlt restores state under."""
-    name = f"{PIPELINE_PREFIX}_{source}"
-    dest = destination_name(destination)
-    if dest != DEFAULT_DESTINATION:
-        name += f"_{dest}"
-    if dataset and dataset != source:
-        name += f"__{dataset}"
-    return name
+) -> StatePair:
+    """The (account, warehouse, dataset) pair a load serves; its pipeline name is the key of the state."""
+    return state_pair(source, explicit_duckdb(destination), dataset or source)
 
 
 def build_source(source: str, resources: Sequence[str] | None = None) -> Any:
@@ -143,7 +135,7 @@ def explicit_duckdb(destination: DestinationArg) -> DestinationArg:
     dir), possibly another directory's. The file is always the one `sql`, `sync` and the views open.
     """
     if destination != DEFAULT_DESTINATION:
-        return destination
+        return postgres_destination(destination)  # a Postgres DSN without a password works too
     path = duckdb_path_from_config()
     if not path.startswith(":"):
         path = os.path.abspath(path)
@@ -151,21 +143,19 @@ def explicit_duckdb(destination: DestinationArg) -> DestinationArg:
 
 
 def build_pipeline(
-    source: str,
+    pair: StatePair,
     *,
     destination: DestinationArg = DEFAULT_DESTINATION,
-    dataset: str | None = None,
     pipelines_dir: str | None = None,
     progress: Any = None,
 ) -> dlt.Pipeline:
-    dataset = dataset or source
     options: dict[str, Any] = {"progress": progress}
     if pipelines_dir:
         options["pipelines_dir"] = pipelines_dir
     return dlt.pipeline(
-        pipeline_name=pipeline_name_for(source, destination, dataset),
+        pipeline_name=pair.pipeline_name,
         destination=explicit_duckdb(destination),
-        dataset_name=dataset,
+        dataset_name=pair.dataset,
         **options,
     )
 
@@ -192,6 +182,8 @@ class SourceLoad:
     usage: dict[str, ClientStats] = field(default_factory=dict)
     error: str | None = None
     failed_resource: str | None = None
+    pair: str = ""  # "chatwoot: account 1 at URL -> DuckDB file PATH, dataset chatwoot"
+    recovered: dict[str, int] = field(default_factory=dict)  # rows of a package an earlier run left pending
 
     @property
     def ok(self) -> bool:
@@ -243,20 +235,31 @@ def load_source(
     interactive: bool | None = None,
     log_every: float = 15.0,
 ) -> SourceLoad:
-    """Extract and load one source; failures are reported in the result, not raised."""
+    """Extract and load one source; failures are reported in the result, not raised (an interruption,
+    Ctrl-C or SIGTERM, is raised)."""
     dataset = dataset or source
     progress = LoadProgress(source, progress_stream, interactive=interactive, log_every=log_every)
-    result = SourceLoad(
-        source, pipeline_name_for(source, destination, dataset), dataset, destination_name(destination)
-    )
+    result = SourceLoad(source, "", dataset, destination_name(destination))
     started = time.monotonic()
     pipeline: dlt.Pipeline | None = None
     try:
+        pair = pair_for(source, destination, dataset)
+        result.pipeline_name, result.pair = pair.pipeline_name, pair.describe()
+        progress.note(result.pair)
         pipeline = build_pipeline(
-            source, destination=destination, dataset=dataset, pipelines_dir=pipelines_dir, progress=progress
+            pair, destination=destination, pipelines_dir=pipelines_dir, progress=progress
         )
+        file_format = loader_file_format_for(destination)
+        if pipeline.has_pending_data:
+            result.recovered = finish_pending(pipeline)
+            progress.note(f"{source}: completed the load an earlier run left pending")
+        else:
+            # only the warehouse's state is applied: a local copy may be older than the warehouse's, or be
+            # left from a warehouse since emptied or replaced
+            pipeline = pipeline.drop()
+            pipeline.activate()
         dlt_source = build_source(source, resources)
-        run_options: dict[str, Any] = {"loader_file_format": loader_file_format_for(destination)}
+        run_options: dict[str, Any] = {"loader_file_format": file_format}
         if full_refresh:
             # drop_sources wipes every table and the state of the source; with --resources only those
             run_options["refresh"] = "drop_resources" if resources else "drop_sources"
@@ -264,6 +267,7 @@ def load_source(
         result.location = data_location(pipeline, info.destination_displayable_credentials)
         result.rows = _row_counts(pipeline)
     except Exception as exc:
+        raise_if_interrupted(exc)
         result.error = describe(exc)
         result.failed_resource = failing_resource(exc)
         if pipeline is not None:
@@ -297,22 +301,27 @@ def load(
         per_source_resources = _split_resources(sources, resources)
     started = time.monotonic()
     report = LoadReport(loads=[])
-    for source in per_source_resources:
-        report.loads.append(
-            load_source(
-                source,
-                resources=per_source_resources[source],
-                destination=destination,
-                dataset=dataset_for(source, dataset, several=several),
-                full_refresh=full_refresh,
-                pipelines_dir=pipelines_dir,
-                progress_stream=progress_stream,
-                interactive=interactive,
-                log_every=log_every,
+    # Ctrl-C / SIGTERM set dlt's signal flag: the current step stops at a safe point and no other source starts
+    with intercepted_signals():
+        for source in per_source_resources:
+            raise_if_interrupted()
+            report.loads.append(
+                load_source(
+                    source,
+                    resources=per_source_resources[source],
+                    destination=destination,
+                    dataset=dataset_for(source, dataset, several=several),
+                    full_refresh=full_refresh,
+                    pipelines_dir=pipelines_dir,
+                    progress_stream=progress_stream,
+                    interactive=interactive,
+                    log_every=log_every,
+                )
             )
-        )
-    if create_views and any(load.ok for load in report.loads):
-        report.views = refresh_views(report.loads[0], destination=destination, pipelines_dir=pipelines_dir)
+        raise_if_interrupted()
+    loaded = [load for load in report.loads if load.ok]
+    if create_views and loaded:
+        report.views = refresh_views(loaded[0], destination=destination, pipelines_dir=pipelines_dir)
     report.elapsed = time.monotonic() - started
     return report
 
@@ -341,6 +350,9 @@ def format_report(report: LoadReport) -> str:
         lines.append(render_table(["source", "table", "rows loaded"], rows))
         lines.append("")
     for load in report.loads:
+        if load.recovered:
+            done = ", ".join(f"{table} {count}" for table, count in load.recovered.items()) or "no rows"
+            lines.append(f"{load.source}: completed the load an earlier run left pending ({done})")
         if load.ok:
             lines.append(
                 f"{load.source}: {load.elapsed:.1f}s, {_usage_text(load.usage)}; "
@@ -405,8 +417,13 @@ def refresh_views(
     if family is None:
         return None
     chatwoot_ds, sendblue_ds, analytics_ds = family
-    pipeline = build_pipeline(
-        any_load.source, destination=destination, dataset=any_load.dataset, pipelines_dir=pipelines_dir
+    options: dict[str, Any] = {"pipelines_dir": pipelines_dir} if pipelines_dir else {}
+    # only dlt's SQL client is used: no state is read or written
+    pipeline = dlt.pipeline(
+        pipeline_name=any_load.pipeline_name or "switchboard_views",
+        destination=explicit_duckdb(destination),
+        dataset_name=any_load.dataset,
+        **options,
     )
     try:
         with pipeline.sql_client() as client:

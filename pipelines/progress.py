@@ -95,6 +95,14 @@ class LoadProgress(Collector):
 
     # -- rendering
 
+    def note(self, line: str) -> None:
+        """One line of its own (the pair a run serves, a recovery), outside the status line."""
+        try:
+            self.stream.write(("\r\x1b[K" if self.interactive else "") + line + "\n")
+            self.stream.flush()
+        except (ValueError, OSError):
+            pass
+
     def usage(self) -> dict[str, ClientStats]:
         """Requests and rate-limit waits per API since this progress display was created."""
         return usage_delta(self._usage_start, api_usage())

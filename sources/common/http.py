@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import inspect
 import ipaddress
 import json
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from dlt.common.runtime import signals
 
 log = logging.getLogger("switchboard.http")
 
@@ -457,8 +459,20 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-io", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Awaitable[R]) -> R:
-        return asyncio.run_coroutine_threadsafe(_as_coro(coro), self.loop).result()
+    def run(self, coro: Awaitable[R], *, interruptible: bool = True) -> R:
+        """Run `coro` on the loop and wait for it. A Ctrl-C or SIGTERM that dlt intercepted during a load
+        (`dlt.common.runtime.signals`) cancels it at once, not after a whole fan-out of requests."""
+        if interruptible:
+            signals.raise_if_signalled()
+        future = asyncio.run_coroutine_threadsafe(_as_coro(coro), self.loop)
+        while interruptible:
+            try:
+                return future.result(timeout=0.2)
+            except concurrent.futures.TimeoutError:
+                if signals.was_signal_received():
+                    future.cancel()
+                    signals.raise_if_signalled()
+        return future.result()
 
     def iterate(self, agen: AsyncIterator[R]) -> Iterator[R]:
         try:
@@ -470,7 +484,7 @@ class LoopThread:
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None and self.loop.is_running():
-                self.run(aclose())
+                self.run(aclose(), interruptible=False)
 
     def close(self) -> None:
         if self.loop.is_running():

@@ -47,17 +47,28 @@ def test_load_all_prints_progress_and_a_summary_equal_to_the_data(
     truth = _truth(sandboxes)
     assert _summary_rows(result.stdout) == truth
     # where the data is, the views, the time
-    assert (
-        f"data in DuckDB file {duckdb_file}, dataset chatwoot (pipeline switchboard_chatwoot)"
-        in result.stdout
+    # the pipeline (the key of the incremental state) is named after the (account, warehouse, dataset) pair
+    assert re.search(
+        rf"data in DuckDB file {re.escape(str(duckdb_file))}, dataset chatwoot \(pipeline switchboard_chatwoot_[0-9a-f]{{8}}\)",
+        result.stdout,
     )
-    assert "dataset sendblue (pipeline switchboard_sendblue)" in result.stdout
+    assert re.search(r"dataset sendblue \(pipeline switchboard_sendblue_[0-9a-f]{8}\)", result.stdout)
     assert "views: analytics.contacts_unified, analytics.conversation_activity" in result.stdout
     assert re.search(r"^elapsed: \d+\.\d+s$", result.stdout, re.M)
     assert re.search(r"^chatwoot: [\d.]+s, \d+ Chatwoot requests;", result.stdout, re.M)
     # stderr is not a terminal: plain lines (no redraws), one per step and source, with pages/rows
     assert "\r" not in result.stderr
-    progress = result.stderr.strip().splitlines()
+    # each source starts with the pair it serves (account -> warehouse, dataset), then one line per step
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        f"chatwoot: account 1 at {sandboxes.chatwoot.url} -> DuckDB file {duckdb_file}, dataset chatwoot"
+    )
+    assert re.fullmatch(
+        rf"sendblue: API key #[0-9a-f]{{8}} at {sandboxes.sendblue.url} -> DuckDB file {re.escape(str(duckdb_file))}, dataset sendblue",
+        lines[4],
+    )
+    assert sandboxes.credentials["sendblue_api_key_id"] not in result.stderr + result.stdout
+    progress = lines[1:4] + lines[5:]
     assert [line.split()[:2] for line in progress] == [
         [source, step] for source in ("chatwoot", "sendblue") for step in ("extract", "normalize", "load")
     ]
@@ -101,7 +112,7 @@ def test_resources_across_both_sources_and_a_dataset_prefix(sandboxes, config, c
     assert db.tables(duckdb_file, "crm_chatwoot") == {"contacts", "contact_labels"}
     assert db.tables(duckdb_file, "crm_sendblue") == {"contacts", "contact_tags"}
     assert db.tables(duckdb_file, "crm_analytics") == {"contacts_unified"}
-    assert "pipeline switchboard_chatwoot__crm_chatwoot" in result.stdout
+    assert re.search(r"dataset crm_chatwoot \(pipeline switchboard_chatwoot_[0-9a-f]{8}\)", result.stdout)
     truth = _truth(sandboxes)
     people = truth[("chatwoot", "contacts")] + truth[("sendblue", "contacts")]
     # the generated phones of the two simulators do not overlap: every person is on one side

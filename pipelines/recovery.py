@@ -1,0 +1,72 @@
+"""What an earlier run left behind, and how a run stops when told to.
+
+A run that failed in its normalize or load step (warehouse connection lost, disk full, file locked) leaves
+its load package pending in the local pipelines folder. dlt's `pipeline.run` would load that package and
+return without extracting, so a scheduled run would bring nothing new. `finish_pending` loads the pending
+packages first and reports their rows per table; the caller then runs its own extraction.
+
+Ctrl-C and SIGTERM go through dlt's own signal handling (`dlt.common.runtime.signals`): the first signal
+sets a flag that dlt checks between extracted pages and between load jobs, so the current step stops at a
+safe point (nothing half-committed, state saved only with its data); a second signal of the same kind
+stops the process at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+from typing import Any
+
+import dlt
+from dlt.common.runtime import signals
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Normalize and load what an earlier run left pending; rows per table of what was loaded now."""
+    rows: collections.Counter[str] = collections.Counter()
+    normalized = pipeline.list_normalized_load_packages()
+    # packages normalized by the earlier run: their row counts are in that run's trace
+    earlier = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    for load_id in normalized:
+        rows.update(_package_rows(earlier, load_id))
+    if pipeline.list_extracted_load_packages():
+        info = pipeline.normalize()  # in the file format chosen when it was extracted
+        if info is not None:
+            rows.update(info.row_counts)
+    pipeline.load()
+    return {table: n for table, n in sorted(rows.items()) if not table.startswith("_dlt")}
+
+
+def _package_rows(normalize_info: Any, load_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for metrics in (getattr(normalize_info, "metrics", None) or {}).get(load_id, []):
+        for table, table_metrics in metrics.get("table_metrics", {}).items():
+            counts[table] = counts.get(table, 0) + int(table_metrics.items_count)
+    return counts
+
+
+def interruption(exc: BaseException | None = None) -> BaseException | None:
+    """The interruption behind `exc` (or pending now): dlt's signal flag or a KeyboardInterrupt cause."""
+    if signals.was_signal_received():
+        return signals.exception_for_signal()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "exception", None)
+    return None
+
+
+def raise_if_interrupted(exc: BaseException | None = None) -> None:
+    stop = interruption(exc)
+    if stop is not None:
+        raise stop from None
+
+
+def exit_code(interrupt: BaseException) -> int:
+    """The shell's convention: 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + int(getattr(interrupt, "signal_code", 0) or signal.SIGINT)
+
+
+intercepted_signals = signals.intercepted_signals
