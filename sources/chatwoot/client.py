@@ -174,6 +174,16 @@ def _items(body: Any, path: tuple[str, ...]) -> list[Any]:
     return value
 
 
+def _keyed(items: list[Any], endpoint: cs.Endpoint) -> list[dict[str, Any]]:
+    """The rows of a paged listing, each an object with an integer id (the walks dedupe and move their
+    cursor by it); anything else is a body no Chatwoot sends, reported as a server error."""
+    for item in items:
+        key = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise ChatwootServerError(f"Chatwoot sent an unexpected body: a row of {endpoint.path} without an id")
+    return items
+
+
 # ------------------------------------------------------------------------------------------ async client
 
 
@@ -307,7 +317,7 @@ class AsyncChatwootClient(AsyncApiClient):
                 params={**endpoint.params, **(params or {}), "page": page},
                 json_body=json_body,
             )
-            items = _items(body, endpoint.data_path)
+            items = _keyed(_items(body, endpoint.data_path), endpoint)
             meta = PageMeta.model_validate(body.get("meta") or {}) if isinstance(body, dict) else PageMeta()
             walk.pages += 1
             walk.reported_count = meta.count
@@ -339,7 +349,7 @@ class AsyncChatwootClient(AsyncApiClient):
         page = 1
         while page <= self.settings.page_cap:
             body = await self.request("GET", path, params={**endpoint.params, **(params or {}), "page": page})
-            items = _items(body, endpoint.data_path)
+            items = _keyed(_items(body, endpoint.data_path), endpoint)
             walk.pages += 1
             fresh = [item for item in items if item["id"] not in seen]
             seen.update(item["id"] for item in fresh)
@@ -392,7 +402,7 @@ class AsyncChatwootClient(AsyncApiClient):
             body = await self.request(
                 "GET", self._path(endpoint), params={**endpoint.params, "q": q, "page": page}
             )
-            items = _items(body, endpoint.data_path)
+            items = _keyed(_items(body, endpoint.data_path), endpoint)
             for item in items:
                 found.setdefault(item["id"], item)
             meta = PageMeta.model_validate(body.get("meta") or {}) if isinstance(body, dict) else PageMeta()
@@ -438,7 +448,7 @@ class AsyncChatwootClient(AsyncApiClient):
         path = self._path(endpoint, id=conversation_id)
         for _ in range(self.settings.page_cap):
             body = await self.request("GET", path, params={"after": after})
-            items = _items(body, endpoint.data_path)
+            items = _keyed(_items(body, endpoint.data_path), endpoint)
             if items:
                 yield items
             if len(items) < cs.MESSAGES_AFTER_PAGE_SIZE:

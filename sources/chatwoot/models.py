@@ -26,7 +26,7 @@ def to_utc_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float):
-        return None if value == 0 else datetime.fromtimestamp(value, tz=UTC)
+        return _from_epoch(value)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -34,10 +34,19 @@ def to_utc_datetime(value: Any) -> datetime | None:
         except ValueError:
             pass
         else:
-            return None if number == 0 else datetime.fromtimestamp(number, tz=UTC)
+            return _from_epoch(number)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _from_epoch(number: float) -> datetime | None:
+    if number == 0:
+        return None
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, infinite, or past what the platform's time_t holds
+        raise ValueError(f"not a timestamp: {number!r}") from None
 
 
 def _dict_or_empty(value: Any) -> Any:
@@ -70,7 +79,10 @@ class PageMeta(_Model):
     def _int_or_none(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):  # a list, a word, NaN or infinity: not a count
+            raise ValueError(f"not a whole number: {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------- entities
