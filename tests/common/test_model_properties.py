@@ -6,8 +6,8 @@ a load. The clients run against a fake server (an httpx transport answering the 
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
