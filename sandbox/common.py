@@ -39,6 +39,11 @@ class Knobs:
     stall_rate: float = 0.0  # the answer comes after stall_seconds (longer than a client timeout)
     stall_seconds: float = 35.0
     truncate_rate: float = 0.0  # a 200 whose JSON body is cut short
+    # Users at work during a walk: before each of the next `churn_pages` contacts-list requests, this many
+    # contacts are created (at the tail of the created_at order) and deleted (anywhere).
+    churn_pages: float = 0.0
+    churn_new_contacts: float = 0.0
+    churn_deleted_contacts: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -191,6 +196,17 @@ class SandboxState:
 
     def truth_summary(self) -> dict[str, Any]:
         return {}
+
+    def churn_contacts(self, new: int, deleted: int) -> None:
+        raise NotImplementedError
+
+    def before_contacts_page(self) -> None:
+        """The churn knobs: contacts created and deleted between the page requests of a contacts walk."""
+        with self.lock:
+            if self.knobs.churn_pages < 1:
+                return
+            self.knobs.churn_pages -= 1
+            self.churn_contacts(int(self.knobs.churn_new_contacts), int(self.knobs.churn_deleted_contacts))
 
     # -- fault and budget decisions
 

@@ -152,6 +152,7 @@ async def list_contacts(request: Request, state: ChatwootSandbox, body: dict[str
             return any(label in wanted for label in contact_labels.get(c["id"], ()))
 
         return contact_page_response(state, ("labels", tuple(sorted(wanted))), tagged, params(request, body))
+    state.before_contacts_page()
     return contact_page_response(state, ("all",), None, params(request, body))
 
 

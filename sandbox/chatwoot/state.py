@@ -840,6 +840,23 @@ class ChatwootSandbox(SandboxState):
             self._conversations_changed()
             return summary
 
+    def churn_contacts(self, new: int, deleted: int) -> None:
+        """Create `new` contacts (created now: the tail of the created_at order) and delete `deleted`
+        listed contacts picked anywhere (unlike `mutate`, which spares those with conversations), so
+        deletions also land on pages a walk has already read and shift every later row."""
+        with self.lock:
+            created = self.mutate(
+                new_contacts=new,
+                edited_contacts=0,
+                deleted_contacts=0,
+                new_conversations=0,
+                edited_conversations=0,
+                new_messages=0,
+            )["new_contacts"]
+            pool = sorted(c["id"] for c in self.visible_contacts() if c["id"] not in created)
+            for cid in self.rng.sample(pool, min(deleted, len(pool))):
+                self._remove_contact(self.data.contacts[cid])
+
     def _edit_contact(self, rng: random.Random, contact: dict[str, Any]) -> None:
         contact["name"] = (contact["name"] or "Unnamed") + rng.choice([" Jr.", " (edited)", " II"])
         attrs = dict(contact["additional_attributes"])

@@ -248,6 +248,7 @@ async def list_contacts(request: Request, state: SendblueSandbox) -> Response:
         cid=param(request, "cid"),
         created_at_gte=time_param(request, "created_at_gte", lower=True),
     )
+    state.before_contacts_page()
     with state.lock:
         # the list is a bare JSON array, not an envelope
         return JSONResponse([render_contact(c, state.key_casing) for c in state.list_contacts(query)])

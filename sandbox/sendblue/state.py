@@ -569,6 +569,9 @@ class SendblueSandbox(SandboxState):
             finally:
                 self.factory.rng = saved_rng
 
+    def churn_contacts(self, new: int, deleted: int) -> None:
+        self.mutate(new_contacts=new, deleted_contacts=deleted)
+
     def _mutate(
         self,
         rng: random.Random,
