@@ -183,7 +183,7 @@ class SourceLoad:
     error: str | None = None
     failed_resource: str | None = None
     pair: str = ""  # "chatwoot: account 1 at URL -> DuckDB file PATH, dataset chatwoot"
-    recovered: dict[str, int] = field(default_factory=dict)  # rows of a package an earlier run left pending
+    recovered: dict[str, int] | None = None  # rows of the packages an earlier run left pending, if any
 
     @property
     def ok(self) -> bool:
@@ -350,8 +350,8 @@ def format_report(report: LoadReport) -> str:
         lines.append(render_table(["source", "table", "rows loaded"], rows))
         lines.append("")
     for load in report.loads:
-        if load.recovered:
-            done = ", ".join(f"{table} {count}" for table, count in load.recovered.items()) or "no rows"
+        if load.recovered is not None:
+            done = ", ".join(f"{t} {n}" for t, n in load.recovered.items()) or "its row counts were not kept"
             lines.append(f"{load.source}: completed the load an earlier run left pending ({done})")
         if load.ok:
             lines.append(

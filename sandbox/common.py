@@ -312,7 +312,7 @@ class FaultLayer:
             await asyncio.sleep(delay)
         fault, budget = state._pick_fault(method, path)
         entry = LoggedRequest(
-            time.time(), method, path, _route_template(self.app, scope), query, 0, body, fault
+            state.clock(), method, path, _route_template(self.app, scope), query, 0, body, fault
         )
         response: Response | None = None
         if fault == "429":

@@ -54,7 +54,7 @@ def chatwoot_source(
     base_url: str | None = dlt.config.value,
     account_id: int | None = dlt.config.value,
     api_access_token: str | None = dlt.secrets.value,
-    rate_limit_per_minute: int = cs.DEFAULT_RATE_LIMIT_PER_MINUTE,
+    rate_limit_per_minute: int | str = cs.DEFAULT_RATE_LIMIT_PER_MINUTE,
     rate_limit_window_seconds: float = cs.DEFAULT_RATE_LIMIT_WINDOW_SECONDS,
     concurrency: int = cs.DEFAULT_CONCURRENCY,
     timeout: float = cs.DEFAULT_TIMEOUT_SECONDS,

@@ -26,9 +26,9 @@ from sources.common.http import (
     AsyncApiClient,
     AuthError,
     ConflictError,
+    Limiter,
     NotFoundError,
     RateLimitedError,
-    RateLimiter,
     RetryPolicy,
     ServerError,
     SyncFacade,
@@ -37,6 +37,7 @@ from sources.common.http import (
     ValidationError,
     gather_limited,
 )
+from sources.common.ratelimit import shared_window_limiter
 
 from . import settings as cs
 from .models import PageMeta
@@ -55,8 +56,9 @@ class ChatwootSettings(BaseModel):
     base_url: str = cs.DEFAULT_BASE_URL
     account_id: int = Field(gt=0)
     api_access_token: SecretStr
-    # requests allowed per rate_limit_window_seconds (a minute on a real server), for the whole run
-    rate_limit_per_minute: int = Field(cs.DEFAULT_RATE_LIMIT_PER_MINUTE, gt=0)
+    # requests per rate_limit_window_seconds (a minute on a real server) to this server, shared by every
+    # request and account of a run: "auto" learns the server's budget, a number pins it
+    rate_limit_per_minute: int | Literal["auto"] = cs.DEFAULT_RATE_LIMIT_PER_MINUTE
     rate_limit_window_seconds: float = Field(cs.DEFAULT_RATE_LIMIT_WINDOW_SECONDS, gt=0)
     concurrency: int = Field(cs.DEFAULT_CONCURRENCY, ge=1)
     timeout: float = Field(cs.DEFAULT_TIMEOUT_SECONDS, gt=0)
@@ -75,6 +77,17 @@ class ChatwootSettings(BaseModel):
         # users paste the API root as often as the host; every path is built from the host
         value = value.strip().rstrip("/")
         return re.sub(r"/api(/v1)?$", "", value, flags=re.IGNORECASE)
+
+    @field_validator("rate_limit_per_minute", mode="before")
+    @classmethod
+    def _rate_limit(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            raise ValueError('must be a positive number of requests, or "auto"')
+        return value
 
     @field_validator("api_access_token")
     @classmethod
@@ -196,7 +209,7 @@ class AsyncChatwootClient(AsyncApiClient):
         settings: ChatwootSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
     ):
         try:
             super().__init__(
@@ -216,16 +229,18 @@ class AsyncChatwootClient(AsyncApiClient):
             raise ChatwootUnsafeUrlError(str(exc), api=self.api_name) from None
         self.settings = settings
         self.account_prefix = cs.ACCOUNT_PATH.format(account_id=settings.account_id)
-        # one limiter for every request of the client, whatever the concurrency; rack-attack counts
-        # arrivals in epoch-aligned windows, so leave room for jitter (a large load without the margin
-        # drew five 429s, each costing a wait to the next window)
-        self.limiter = limiter or RateLimiter.with_margin(
-            settings.rate_limit_per_minute, settings.rate_limit_window_seconds
+        # one limiter for every request to this server, whatever the concurrency or the account:
+        # rack-attack counts per client IP in epoch-aligned windows [§10]
+        self.limiter: Limiter = limiter or shared_window_limiter(
+            settings.base_url,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_window_seconds,
+            start=cs.AUTO_RATE_LIMIT_START,
         )
 
     # -- hooks
 
-    def limiter_for(self, method: str, path: str) -> list[RateLimiter]:
+    def limiter_for(self, method: str, path: str) -> list[Limiter]:
         return [self.limiter]
 
     def endpoint_name(self, method: str, path: str) -> str:
@@ -237,6 +252,9 @@ class AsyncChatwootClient(AsyncApiClient):
         so the budget comes back at the next window boundary; jitter spreads the concurrent retries."""
         if response.headers.get("retry-after"):
             return super().delay_after_429(response, attempt)
+        known = self.limiter.retry_delay()
+        if known is not None:
+            return known
         window = self.settings.rate_limit_window_seconds
         until_boundary = window - (time.time() % window)
         return until_boundary + random.uniform(0.05, 0.05 + min(1.0, window * 0.1))
@@ -262,7 +280,7 @@ class AsyncChatwootClient(AsyncApiClient):
         if status == 429:
             return (
                 f"Chatwoot kept rate-limiting the requests ({detail}) after {self.retry.max_retries} retries; "
-                "lower rate_limit_per_minute"
+                'lower rate_limit_per_minute (or set it to "auto")'
             )
         if status >= 500:
             return f"Chatwoot had a server error ({detail})"
@@ -551,7 +569,7 @@ class ChatwootClient(SyncFacade):
         settings: ChatwootSettings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
     ):
         super().__init__(AsyncChatwootClient(settings, transport=transport, limiter=limiter))
 

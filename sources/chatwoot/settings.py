@@ -15,10 +15,11 @@ ACCOUNT_PATH = "/api/v1/accounts/{account_id}"
 
 # Defaults of the tunable settings (ChatwootSettings, `.dlt/config.toml` [sources.chatwoot]).
 # rack-attack throttles per client IP in fixed one-minute buckets aligned to epoch time [§10]. The code
-# default is 3000/min, `.env.example` suggests 300 and Chatwoot Cloud's real setting is unpublished, so
-# 120/min (2 requests a second) stays well under any of them while leaving room for other API users
-# behind the same IP.
-DEFAULT_RATE_LIMIT_PER_MINUTE = 120
+# default is 3000/min, `.env.example` suggests 300 and Chatwoot Cloud's real setting is unpublished, so by
+# default the client learns it ("auto"): it starts at 120/min (2 requests a second, under any of them),
+# lets more through while no 429 comes back, and settles just under what a window allowed.
+DEFAULT_RATE_LIMIT_PER_MINUTE = "auto"
+AUTO_RATE_LIMIT_START = 120
 DEFAULT_RATE_LIMIT_WINDOW_SECONDS = 60.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_SECONDS = 30.0

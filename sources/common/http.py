@@ -13,12 +13,10 @@ import inspect
 import ipaddress
 import json
 import logging
-import math
 import random
 import ssl
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -158,48 +156,6 @@ def validate_base_url(url: str, *, api: str) -> str:
     return url.strip().rstrip("/")
 
 
-# --------------------------------------------------------------------------- rate limiting
-
-
-class RateLimiter:
-    """At most `max_calls` acquisitions in any sliding `period` seconds, shared by every concurrent task.
-
-    All callers run on one event loop (the client's), so an asyncio lock is enough.
-    """
-
-    def __init__(self, max_calls: int, period: float):
-        if max_calls <= 0 or period <= 0:
-            raise ValueError("rate limit needs positive max_calls and period")
-        self.max_calls = max_calls
-        self.period = period
-        self._stamps: collections.deque[float] = collections.deque()
-        self._lock = asyncio.Lock()
-        self.waited_seconds = 0.0
-        self.waits = 0
-
-    @classmethod
-    def with_margin(cls, limit: int, window: float) -> RateLimiter:
-        """A limiter that stays under a server's budget with room to spare: the client stamps a request
-        when it leaves, the server counts it when it arrives, so network jitter can bunch requests that
-        left a full window apart into one server window. Count 5% fewer calls over a slightly longer one."""
-        calls = max(1, limit - math.ceil(limit * 0.05))
-        return cls(calls, window + min(0.5, window * 0.05))
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._stamps and now - self._stamps[0] >= self.period:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.max_calls:
-                    self._stamps.append(now)
-                    return
-                delay = self.period - (now - self._stamps[0]) + 0.005
-                self.waits += 1
-                self.waited_seconds += delay
-                await asyncio.sleep(delay)
-
-
 # --------------------------------------------------------------------------- retries
 
 
@@ -220,8 +176,19 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    # wall time spent waiting for a limiter or a rate-limit window; concurrent waits count once
     rate_limit_wait_seconds: float = 0.0
     by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
+    waits: WaitTally | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.waits is not None:
+            self.rate_limit_wait_seconds = self.waits.seconds
+
+    def refresh(self) -> ClientStats:
+        if self.waits is not None:
+            self.rate_limit_wait_seconds = self.waits.seconds
+        return self
 
 
 # Every client's counters, so a progress display can report requests and rate-limit waits for a whole
@@ -241,8 +208,15 @@ def api_usage() -> dict[str, ClientStats]:
         total.requests += stats.requests
         total.retries += stats.retries
         total.rate_limited += stats.rate_limited
-        total.rate_limit_wait_seconds += stats.rate_limit_wait_seconds
+    for api, total in totals.items():
+        # one wall-clock tally per API: clients (accounts) waiting at the same time count once
+        total.rate_limit_wait_seconds = api_wait_tally(api).seconds
     return totals
+
+
+def waiting_for_rate_limit(api: str) -> float | None:
+    """Seconds until `api`'s current rate-limit wait is expected to end; None when nothing waits."""
+    return api_wait_tally(api).remaining()
 
 
 def usage_delta(before: dict[str, ClientStats], after: dict[str, ClientStats]) -> dict[str, ClientStats]:
@@ -288,8 +262,10 @@ class AsyncApiClient:
         self._timeout = timeout
         self._transport = transport
         self.retry = retry or RetryPolicy()
-        self.stats = ClientStats()
+        own_waits = WaitTally()
+        self.stats = ClientStats(waits=own_waits)
         _ALL_STATS.append((self.api_name, self.stats))
+        self._tallies = (own_waits, api_wait_tally(self.api_name))
         self._http: httpx.AsyncClient | None = None
 
     # -- lifecycle
@@ -319,8 +295,8 @@ class AsyncApiClient:
 
     # -- hooks for subclasses
 
-    def limiter_for(self, method: str, path: str) -> list[RateLimiter]:
-        """The limiters a request must pass before it is sent."""
+    def limiter_for(self, method: str, path: str) -> Sequence[Limiter]:
+        """The limiters a request must pass before it is sent (each is told how the request ended)."""
         return []
 
     def endpoint_name(self, method: str, path: str) -> str:
@@ -379,7 +355,11 @@ class AsyncApiClient:
                 attempt += 1
                 self.stats.retries += 1
                 log.info("%s %s: %s; retry %d in %.1fs", self.api_name, endpoint, r.reason, attempt, r.delay)
-                await asyncio.sleep(r.delay)
+                if r.reason.startswith("429"):
+                    await tallied_sleep(r.delay, self._tallies)
+                    self.stats.refresh()
+                else:
+                    await asyncio.sleep(r.delay)
 
     async def _attempt(
         self,
@@ -392,14 +372,17 @@ class AsyncApiClient:
         retry_on_timeout: bool,
         attempt_no: int,
     ) -> Any:
-        for limiter in self.limiter_for(method, path):
-            before = limiter.waited_seconds
-            await limiter.acquire()
-            self.stats.rate_limit_wait_seconds += limiter.waited_seconds - before
-        self.stats.requests += 1
-        self.stats.by_endpoint[endpoint] += 1
+        limiters = self.limiter_for(method, path)
+        permits: list[object] = []
+        answered: int | None = None
         try:
+            for limiter in limiters:
+                permits.append(await limiter.acquire(self._tallies))
+            self.stats.refresh()
+            self.stats.requests += 1
+            self.stats.by_endpoint[endpoint] += 1
             response = await self._client().request(method, path, params=params, json=json_body)
+            answered = response.status_code
         except httpx.TimeoutException as exc:
             err = TransportError(
                 f"{self.api_name} did not answer in time ({type(exc).__name__})", api=self.api_name
@@ -415,6 +398,9 @@ class AsyncApiClient:
                 what = f"{self.api_name} is unreachable at {self.base_url} ({type(exc).__name__})"
             err = TransportError(what, api=self.api_name)
             raise _Retry(self.retry.backoff(attempt_no), "transport error", err) from None
+        finally:
+            for limiter, permit in zip(limiters, permits, strict=False):  # those acquired
+                limiter.settle(permit, answered)
 
         status = response.status_code
         if 300 <= status < 400:
@@ -441,7 +427,6 @@ class AsyncApiClient:
         if status == 429:
             self.stats.rate_limited += 1
             delay = self.delay_after_429(response, attempt_no)
-            self.stats.rate_limit_wait_seconds += delay
             raise _Retry(delay, "429 rate limited", error)
         if status >= 500:
             raise _Retry(self.retry.backoff(attempt_no), f"{status} server error", error)
