@@ -21,9 +21,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+# the config side lives in warehouse_config; these names are imported from here too
+from destinations.warehouse_config import DEFAULT_DUCKDB_FILE as DEFAULT_DUCKDB_FILE
+from destinations.warehouse_config import default_destination, destination_problem, existing_duckdb_path
+from destinations.warehouse_config import duckdb_path_from_config as duckdb_path_from_config
+from destinations.warehouse_config import postgres_dsn_from_config as postgres_dsn_from_config
+
 log = logging.getLogger("switchboard.warehouse")
 
-DEFAULT_DUCKDB_FILE = "switchboard.duckdb"
 # Multi-row INSERT statements carry at most this many rows: few round trips, bounded statement size.
 INSERT_CHUNK_ROWS = 250
 
@@ -38,11 +43,12 @@ def quote_ident(name: str) -> str:
 
 
 def strip_statement(sql: str) -> str:
-    """A user's query without trailing semicolons, so it can be wrapped as a subquery."""
+    """A user's query without trailing semicolons, so it can be wrapped as a subquery. It ends in a line
+    break: a query whose last line is a `-- comment` would otherwise comment out the closing parenthesis."""
     text = sql.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
-    return text
+    return text + "\n" if text else ""
 
 
 class Warehouse:
@@ -247,7 +253,7 @@ class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     placeholder = "%s"
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, *, read_only: bool = False):
         try:
             import psycopg2
         except ImportError:  # pragma: no cover - the postgres extra is missing
@@ -255,7 +261,9 @@ class PostgresWarehouse(Warehouse):
         host = _dsn_host(dsn)
         super().__init__(f"postgres:{host}")
         try:
-            self._con = psycopg2.connect(dsn)
+            # read-only: every transaction of the session starts READ ONLY (`switchboard sql --read-only`)
+            options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+            self._con = psycopg2.connect(dsn, **options)
         except psycopg2.Error as exc:
             raise WarehouseError(f"cannot connect to Postgres at {host}: {_first_line(exc)}") from None
         self._con.autocommit = True
@@ -376,52 +384,17 @@ def _dsn_host(dsn: str) -> str:
     return "the configured server"
 
 
-def duckdb_path_from_config() -> str:
-    """`destination.duckdb.credentials` (a path, or duckdb:///path), default switchboard.duckdb."""
-    import dlt
-
-    value: Any = dlt.config.get("destination.duckdb.credentials")
-    if isinstance(value, dict):
-        value = value.get("database")
-    path = str(value) if value else DEFAULT_DUCKDB_FILE
-    if path.startswith("duckdb:///"):
-        path = path[len("duckdb:///") :]
-    return path
-
-
-def postgres_dsn_from_config() -> str:
-    """The Postgres DSN from `destination.postgres.credentials` (a DSN or its fields), resolved the dlt way."""
-    from dlt.common.configuration import resolve_configuration
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
-    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
-
-    try:
-        credentials = resolve_configuration(
-            PostgresCredentials(), sections=("destination", "postgres", "credentials")
-        )
-    except ConfigFieldMissingException:
-        raise WarehouseError(
-            "Postgres is not configured: set destination.postgres.credentials in .dlt/secrets.toml "
-            "or DESTINATION__POSTGRES__CREDENTIALS"
-        ) from None
-    return str(credentials.to_native_representation())
-
-
-def default_destination() -> str:
-    """The warehouse used when none is named: `warehouse.destination` in config (env WAREHOUSE__DESTINATION),
-    else duckdb."""
-    import dlt
-
-    return str(dlt.config.get("warehouse.destination") or "duckdb")
-
-
-def open_warehouse(destination: str | None = None) -> Warehouse:
-    """Open the named warehouse (`duckdb`, `postgres` or another dlt SQL destination); see the module doc."""
+def open_warehouse(destination: str | None = None, *, read_only: bool = False) -> Warehouse:
+    """Open the named warehouse (`duckdb`, `postgres` or another dlt SQL destination); see the module doc.
+    A DuckDB file must exist already; `read_only` opens it (or the Postgres session) for reads only."""
     name = (destination or default_destination()).strip().lower()
     if name == "duckdb":
-        return DuckDBWarehouse(duckdb_path_from_config())
+        return DuckDBWarehouse(existing_duckdb_path(), read_only=read_only)
     if name in ("postgres", "postgresql"):
-        return PostgresWarehouse(postgres_dsn_from_config())
+        return PostgresWarehouse(postgres_dsn_from_config(), read_only=read_only)
+    problem = destination_problem(name)
+    if problem:
+        raise WarehouseError(problem)
     return DltSqlWarehouse(name)
 
 

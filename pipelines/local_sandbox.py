@@ -6,9 +6,11 @@ credentials are fixed and public (SPEC §4), so printing them is fine; real cred
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.errors import CliError
 from sandbox.server import RunningServer, serve_in_thread
 
 
@@ -51,6 +53,12 @@ def start_sandboxes(
     sendblue_overrides: dict[str, Any] | None = None,
 ) -> LocalSandboxes:
     """Generate both data sets and serve them on 127.0.0.1 (port 0 picks a free port)."""
+    for option, port in (("--chatwoot-port", chatwoot_port), ("--sendblue-port", sendblue_port)):
+        check_port(option, port)
+    if chatwoot_port and chatwoot_port == sendblue_port:
+        raise CliError(
+            f"--chatwoot-port and --sendblue-port are both {chatwoot_port}: give each its own port"
+        )
     import sandbox.chatwoot as chatwoot_sandbox
     import sandbox.sendblue as sendblue_sandbox
 
@@ -69,3 +77,19 @@ def start_sandboxes(
         "sendblue_api_secret_key": str(sendblue_sandbox.API_SECRET_KEY),
     }
     return LocalSandboxes(chatwoot, sendblue, size, seed, credentials)
+
+
+def check_port(option: str, port: int) -> None:
+    """A port the sandbox can listen on at 127.0.0.1 (0: any free one), or a one-line error."""
+    if not 0 <= port <= 65535:
+        raise CliError(f"{option} {port} is not a port: use 1-65535, or 0 for any free port")
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise CliError(
+                f"{option} {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
+            ) from None

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -75,8 +76,16 @@ class ChatwootSettings(BaseModel):
     @classmethod
     def _base_url(cls, value: str) -> str:
         # users paste the API root as often as the host; every path is built from the host
-        value = value.strip().rstrip("/")
-        return re.sub(r"/api(/v1)?$", "", value, flags=re.IGNORECASE)
+        value = re.sub(r"/api(/v1)?$", "", value.strip().rstrip("/"), flags=re.IGNORECASE)
+        parts = urlsplit(value)
+        if re.match(r"/app(/|$)", parts.path):  # a page of the web app, copied from the browser
+            account = re.match(r"/app/accounts/(\d+)", parts.path)
+            raise ValueError(
+                f"{value} is a page of the Chatwoot app (path {parts.path}): set base_url to the host only, "
+                f"{parts.scheme}://{parts.netloc}"
+                + (f", and account_id to {account.group(1)}" if account else "")
+            )
+        return value
 
     @field_validator("rate_limit_per_minute", mode="before")
     @classmethod
@@ -92,9 +101,10 @@ class ChatwootSettings(BaseModel):
     @field_validator("api_access_token")
     @classmethod
     def _token(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        token = value.get_secret_value().strip()  # a pasted token often brings a line break or spaces
+        if not token:
             raise ValueError("api_access_token is empty")
-        return value
+        return SecretStr(token)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -272,7 +282,9 @@ class AsyncChatwootClient(AsyncApiClient):
                 return f"Chatwoot rejected the API token ({detail})"
             return f"Chatwoot refused access to account {account} ({detail})"
         if status == 404:
-            return f"Chatwoot {self._missing_thing()} was not found ({detail})"
+            path = urlsplit(self.settings.base_url).path
+            hint = f"; base_url has a path ({path}): Chatwoot's API is at the host's root" if path else ""
+            return f"Chatwoot {self._missing_thing()} was not found ({detail}){hint}"
         if status in (400, 422):
             attrs = body.get("attributes") if isinstance(body, dict) else None
             fields = f"; fields: {', '.join(map(str, attrs))}" if isinstance(attrs, list) and attrs else ""

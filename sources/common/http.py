@@ -156,6 +156,19 @@ def validate_base_url(url: str, *, api: str) -> str:
     return url.strip().rstrip("/")
 
 
+def check_header_values(headers: dict[str, str], *, api: str) -> dict[str, str]:
+    """Refuse a header value HTTP cannot carry (a line break, control or non-ASCII character inside a
+    pasted credential) before any request, naming the header, never its value."""
+    for name, value in headers.items():
+        if any(not (" " <= ch <= "~" or ch == "\t") for ch in value):
+            raise ApiError(
+                f"{api}: the {name} header value is malformed (a line break, control or non-ASCII character "
+                "inside it): check the credential it is made of",
+                api=api,
+            )
+    return headers
+
+
 # --------------------------------------------------------------------------- retries
 
 
@@ -258,7 +271,7 @@ class AsyncApiClient:
         allow_insecure: bool = False,
     ):
         self.base_url = base_url.rstrip("/") if allow_insecure else validate_base_url(base_url, api=self.api_name)
-        self._headers = headers
+        self._headers = check_header_values(headers, api=self.api_name)
         self._timeout = timeout
         self._transport = transport
         self.retry = retry or RetryPolicy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -91,7 +92,14 @@ class SendblueSettings(BaseModel):
 
     @model_validator(mode="after")
     def _normalise(self) -> SendblueSettings:
-        self.base_url = self.base_url.strip().rstrip("/")
+        # the API root (`.../api/v2`) is accepted as the host, as Chatwoot's `/api/v1` is
+        self.base_url = re.sub(r"/api(/v2)?$", "", self.base_url.strip().rstrip("/"), flags=re.IGNORECASE)
+        # a pasted key often brings a line break or spaces; HTTP headers cannot carry them
+        for name in ("api_key_id", "api_secret_key"):
+            key = getattr(self, name).get_secret_value().strip()
+            if not key:
+                raise ValueError(f"{name} is empty")
+            setattr(self, name, SecretStr(key))
         if self.messages_start_date is not None:
             self.messages_start_date = to_utc(self.messages_start_date)
         return self

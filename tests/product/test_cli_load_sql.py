@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import duckdb
+
 CHATWOOT_TABLES = {"contacts", "contact_labels", "labels", "inboxes", "conversations", "messages"}
 SENDBLUE_TABLES = {"contacts", "contact_tags", "messages", "conversations"}
 
@@ -200,6 +202,7 @@ def test_sql_prints_table_csv_and_json(sandboxes, config, cli, workdir) -> None:
 
 
 def test_sql_errors_are_one_line(config, cli, workdir) -> None:
+    duckdb.connect(str(workdir / "switchboard.duckdb")).close()  # `sql` never creates the warehouse
     result = cli("sql", "SELECT * FROM chatwoot.nothing_here")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()

@@ -40,7 +40,7 @@ def test_csv_and_json_keep_types_readable() -> None:
     csv_text = render_csv(columns, rows)
     assert csv_text.splitlines() == [
         "id,at,amount,missing,flag,tags",
-        '1,2026-11-01T12:30:00+00:00,2.5,,true,"[""a""]"',
+        '1,2026-11-01T12:30:00+00:00,2.50,,true,"[""a""]"',  # a decimal as exact as it came
     ]
     parsed = json.loads(render_json(columns, rows))
     assert parsed == [
