@@ -23,15 +23,35 @@ class LocalSandboxes:
     credentials: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        """dlt config (as environment variables) that points both sources at these simulators."""
+        """dlt config (as environment variables) that points both sources at these simulators, with the
+        rate limits they enforce, so a load runs at their budgets from its first request."""
         return {
             "SOURCES__CHATWOOT__BASE_URL": self.chatwoot.url,
             "SOURCES__CHATWOOT__ACCOUNT_ID": self.credentials["chatwoot_account_id"],
             "SOURCES__CHATWOOT__API_ACCESS_TOKEN": self.credentials["chatwoot_api_access_token"],
+            **self.rate_limit_env(),
             "SOURCES__SENDBLUE__BASE_URL": self.sendblue.url,
             "SOURCES__SENDBLUE__API_KEY_ID": self.credentials["sendblue_api_key_id"],
             "SOURCES__SENDBLUE__API_SECRET_KEY": self.credentials["sendblue_api_secret_key"],
         }
+
+    def rate_limit_env(self) -> dict[str, str]:
+        """The sources' rate-limit settings that match the simulators' own budgets (a budget of 0 is off)."""
+        chatwoot = self.chatwoot.state.budget("per_minute")
+        messages = self.sendblue.state.budget("messages")
+        contacts = self.sendblue.state.budget("contacts")
+        values = {
+            "SOURCES__CHATWOOT__RATE_LIMIT_PER_MINUTE": str(chatwoot.limit) if chatwoot.limit > 0 else "auto",
+            "SOURCES__CHATWOOT__RATE_LIMIT_WINDOW_SECONDS": f"{chatwoot.window_seconds:g}",
+        }
+        if messages.limit > 0:
+            values["SOURCES__SENDBLUE__MESSAGES_RATE_LIMIT"] = str(messages.limit)
+            values["SOURCES__SENDBLUE__MESSAGES_RATE_WINDOW_SECONDS"] = f"{messages.window_seconds:g}"
+        # Sendblue documents no limit on the other endpoints: the client limits them only if the simulator does
+        values["SOURCES__SENDBLUE__RATE_LIMIT_PER_MINUTE"] = (
+            str(max(1, int(contacts.limit * 60 / contacts.window_seconds))) if contacts.limit > 0 else "0"
+        )
+        return values
 
     def stop(self) -> None:
         for server in (self.chatwoot, self.sendblue):

@@ -10,6 +10,7 @@ seconds and at the end of each step, so logs stay short.
 from __future__ import annotations
 
 import collections
+import math
 import shutil
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import TextIO
 
 from dlt.common.runtime.collector_base import Collector
 
-from sources.common.http import ClientStats, api_usage, usage_delta
+from sources.common.http import ClientStats, api_usage, usage_delta, waiting_for_rate_limit
 
 # dlt's own bookkeeping counters, not tables
 _DLT_COUNTERS = {"Resources", "Files", "Items", "Jobs"}
@@ -107,29 +108,44 @@ class LoadProgress(Collector):
         """Requests and rate-limit waits per API since this progress display was created."""
         return usage_delta(self._usage_start, api_usage())
 
-    def status_line(self) -> str:
-        return " | ".join(self._status_parts(with_time=True))
+    def status_line(self, width: int | None = None) -> str:
+        """The status line; narrowed to `width`, it drops the per-table detail and step counters before the
+        request, 429 and waiting figures."""
+        head, detail, apis = self._sections(with_time=True)
+        line = " | ".join([head, *detail, *apis])
+        if width is not None and len(line) > width:
+            line = " | ".join([head, *apis])[:width]
+        return line
 
     def _status_parts(self, with_time: bool) -> list[str]:
+        head, detail, apis = self._sections(with_time)
+        return [head, *detail, *apis]
+
+    def _sections(self, with_time: bool) -> tuple[str, list[str], list[str]]:
+        """(step and time, per-table and step detail, per-API request and rate-limit figures)."""
         with self._lock:
             tables = ", ".join(f"{name} {self.pages[name]}p/{self.rows[name]}r" for name in sorted(self.rows))
             counters = ", ".join(f"{k.lower()} {v}" for k, v in sorted(self.step_counters.items()))
         head = f"{self.label} {self.step.lower() or 'starting'}"
         if with_time:
             head += f" {time.monotonic() - self._started:.0f}s"
-        parts = [head]
+        detail = []
         if tables:
-            parts.append(tables)
+            detail.append(tables)
         if counters and not self.step.lower().startswith("extract"):
-            parts.append(counters)
+            detail.append(counters)
+        apis = []
         for api, stats in sorted(self.usage().items()):
             text = f"{api} {stats.requests} requests"
             if stats.retries:
                 text += f", {stats.retries} retries"
             if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05:
                 text += f", {stats.rate_limited} x 429, waited {stats.rate_limit_wait_seconds:.1f}s"
-            parts.append(text)
-        return parts
+            waiting = waiting_for_rate_limit(api)
+            if waiting is not None and waiting >= 1:
+                text += f", waiting {math.ceil(waiting)} s for {api}'s rate-limit window"
+            apis.append(text)
+        return head, detail, apis
 
     def _tick(self) -> None:
         period = self.redraw_every if self.interactive else self.log_every
@@ -143,13 +159,12 @@ class LoadProgress(Collector):
             if key == self._last_key:
                 return
             self._last_key = key
-        line = self.status_line()
         try:
             if self.interactive:
-                width = shutil.get_terminal_size((120, 20)).columns - 1
-                self.stream.write("\r\x1b[K" + line[:width] + ("\n" if final else ""))
+                line = self.status_line(width=shutil.get_terminal_size((120, 20)).columns - 1)
+                self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
             else:
-                self.stream.write(line + "\n")
+                self.stream.write(self.status_line() + "\n")
             self.stream.flush()
         except (ValueError, OSError):  # stderr closed under us (a killed pipe): progress is optional
             pass
