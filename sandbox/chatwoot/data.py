@@ -2,18 +2,22 @@
 
 Contacts and conversations are plain dicts and messages are `MessageRow` tuples, so the large size
 (50,000 contacts, 20,000 conversations, 250,000 messages) builds in seconds and stays memory-sane.
-Every timestamp lies before `anchor` (the start of the current UTC day unless given), so data built
-with the same seed on the same day is identical.
+A third of the visible contacts are people the Sendblue simulator knows too (`sandbox.people`: same
+phone and name). Every timestamp lies before `anchor` (the start of the current UTC day unless given),
+so data built with the same seed on the same day is identical.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from sandbox.people import Person, shared_count, shared_people
 
 ACCOUNT_ID = 1
 OTHER_ACCOUNT_ID = 2  # exists, but the sandbox token's user is not a member of it
@@ -546,6 +550,8 @@ def generate(spec: SizeSpec, seed: int, anchor: int) -> Dataset:
     # contacts: ids are global DB ids (shared with other accounts), so they have gaps
     factory = ContactFactory(rng)
     n = spec.contacts
+    people = shared_people(seed, shared_count(n - min(spec.invisible_contacts, n)))
+    factory.phones.update(person.phone for person in people)  # never drawn for anyone else
     times = contact_created_times(rng, n, anchor - YEAR)
     invisible = set(rng.sample(range(n), min(spec.invisible_contacts, n)))
     contact_id = 1000
@@ -554,6 +560,7 @@ def generate(spec: SizeSpec, seed: int, anchor: int) -> Dataset:
         make = factory.invisible if i in invisible else factory.visible
         data.contacts[contact_id] = make(contact_id, created_at)
     data.next_contact_id = contact_id + 1
+    share_people(data, people, seed)
     ids = list(data.contacts)
     visible_ids = [cid for cid in ids if not is_invisible(data.contacts[cid])]
     for cid in rng.sample(visible_ids, min(spec.online_contacts, len(visible_ids))):
@@ -615,6 +622,24 @@ def generate(spec: SizeSpec, seed: int, anchor: int) -> Dataset:
         if not contact["contact_inboxes"] and rng.random() < 0.6:
             link_inbox(rng, inboxes, contact, rng.choice(inbox_choices(contact)))
     return data
+
+
+def share_people(data: Dataset, people: list[Person], seed: int) -> None:
+    """A third of the visible contacts are people Sendblue knows too: their phone and name come from
+    `sandbox.people`, picked among the contacts with a phone by a generator of their own (so the rest
+    of the data is what the seed gave before)."""
+    rng = random.Random(f"chatwoot-shared-{seed}")
+    visible = [c for c in data.contacts.values() if not is_invisible(c)]
+    with_phone = [c for c in visible if c["phone_number"]]
+    count = min(shared_count(len(visible)), len(with_phone), len(people))
+    for contact, person in zip(rng.sample(with_phone, count), people, strict=False):
+        contact["phone_number"] = person.phone
+        if contact["name"]:
+            contact["name"] = person.name
+        if contact["email"]:
+            local = f"{person.first_name}.{person.last_name}".lower().replace("'", "")
+            local = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode()
+            contact["email"] = f"{local}.{contact['id']}@{contact['email'].rsplit('@', 1)[1]}"
 
 
 def is_invisible(contact: dict[str, Any]) -> bool:

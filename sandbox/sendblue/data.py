@@ -9,6 +9,8 @@ serve. Their shape follows what the notes say the real API returns, awkward part
 - messages carry `""` for some absent values and null for others, as the docs and spec disagree (§6.2);
 - campaign blasts send one text to many contacts at the same millisecond (ties on `date_sent`);
 - recent outbound messages are still QUEUED or SENT, so later status moves can bump `date_updated`;
+- a third of the contacts are people the Chatwoot simulator knows too (`sandbox.people`), some of
+  them opted out;
 - some threads are with numbers that are not contacts, some contacts talk on two lines, and groups
   have `group_id`, `group_display_name` (sometimes empty) and `participants`.
 """
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 
 import phonenumbers
 
+from sandbox.people import Person, shared_count, shared_people
 from sandbox.sendblue.timestamps import iso_ms, parse_ms
 
 T = TypeVar("T")
@@ -403,20 +406,45 @@ def generate(
     rng = random.Random(f"sendblue-data-{seed}")
     data = SendblueData(account_email="ops@northwind-dental.example.com", lines=[], seats=[])
     factory = SendblueFactory(rng, data)
+    people = shared_people(seed, shared_count(spec.contacts))
+    factory.taken_phones.update(person.phone for person in people)  # never drawn for anyone else
+    # the people Chatwoot knows too, at positions picked by a generator of their own (so the rest of
+    # the data is what the seed gave before)
+    positions = random.Random(f"sendblue-shared-{seed}").sample(range(spec.contacts), len(people))
+    sharing = dict(zip(positions, people, strict=True))
     data.lines = [factory.phone() for _ in range(max(1, spec.lines))]
     data.seats = [
         {"seat_id": factory.uuid(), "email": f"{name}@northwind-dental.example.com"}
         for name in ("maya", "sean", "ingrid", "tomas")
     ]
 
-    for created_ms in _import_timeline(
+    timeline = _import_timeline(
         spec.contacts, anchor_ms - 730 * DAY_MS, anchor_ms, tie_fraction, spec.max_burst, rng
-    ):
+    )
+    for i, created_ms in enumerate(timeline):
         phone = factory.phone()
+        person = sharing.get(i)
+        if person is not None:
+            phone = person.phone
         data.contacts[phone] = factory.contact(phone, iso_ms(created_ms), rng.choice(data.lines))
+        if person is not None:
+            _adopt(data, data.contacts[phone], person)
 
     _generate_messages(factory, spec, anchor_ms)
     return data, factory
+
+
+def _adopt(data: SendblueData, contact: dict[str, Any], person: Person) -> None:
+    """The person's name (where the contact has one) and opt-out state."""
+    for key, value in (("first_name", person.first_name), ("last_name", person.last_name)):
+        if contact.get(key) is not None:
+            contact[key] = value
+    if person.opted_out or "opt_out" in contact:
+        contact["opt_out"] = person.opted_out
+    if person.opted_out:
+        data.opted_out_numbers.add(person.phone)
+    else:
+        data.opted_out_numbers.discard(person.phone)
 
 
 def _generate_messages(factory: SendblueFactory, spec: SizeSpec, anchor_ms: int) -> None:

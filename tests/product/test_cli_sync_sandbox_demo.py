@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from pipelines.load import load
+from sandbox.chatwoot import create_sandbox
+from sandbox.sendblue import SendblueSandbox
 
 
 @pytest.fixture
@@ -147,11 +149,17 @@ def test_demo_loads_syncs_queries_and_leaves_the_file(tmp_path, switchboard, db)
     assert "dry run: nothing sent (40 rows would be sent)" in out
     assert re.search(r"sync demo_sendblue_to_chatwoot: success .*created 40", out)
     assert sum(line.startswith('switchboard sql "SELECT') for line in out.splitlines()) == 3
-    assert re.search(r"^both\s+40\s+0$", out, re.M)  # the synced people now appear in both tools
+    # the people both simulators know (seed 0), and the synced people who now appear in both tools
+    chatwoot = create_sandbox("small", 0, conversations=0, messages=0)
+    sendblue = SendblueSandbox("small", 0, messages=0).contacts
+    shared = {c["phone_number"] for c in chatwoot.visible_contacts()} & set(sendblue)
+    opted_out = sum(1 for phone in shared if sendblue[phone].get("opt_out"))
+    assert shared and opted_out
+    assert re.search(rf"^both\s+{len(shared) + 40}\s+{opted_out}$", out, re.M), out
     duckdb_file = tmp_path / "switchboard.duckdb"
     assert db.query(
         duckdb_file, "SELECT COUNT(*) FROM analytics.contacts_unified WHERE matched_in = 'both'"
-    ) == [(40,)]
+    ) == [(len(shared) + 40,)]
     assert db.tables(duckdb_file, "chatwoot") >= {"contacts", "messages", "conversations"}
     assert db.tables(duckdb_file, "sendblue") >= {"contacts", "messages", "conversations"}
     # the simulators were stopped: their ports are closed
