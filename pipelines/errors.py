@@ -189,4 +189,9 @@ def describe(exc: BaseException) -> str:
         if type(innermost).__module__.split(".")[0] not in ("pipelines", "sources", "destinations"):
             message = f"{type(innermost).__name__}: {message.strip()}"
     first_lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return redact(" ".join(first_lines[:3]))[:500]
+    text = redact(" ".join(first_lines[:3]))
+    if len(first_lines) <= 3 and len(text) <= 500:
+        return text
+    if len(text) > 500:
+        text = text[:500].rsplit(" ", 1)[0]  # never half a word
+    return text.rstrip(" :,;") + " …"  # the cut shows

@@ -191,3 +191,16 @@ def test_a_one_line_sync_query_may_end_in_a_comment(sandboxes, config, warehouse
     result = cli("sync", "people", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run: nothing sent (1 rows would be sent)" in result.stdout
+
+
+def test_a_long_foreign_message_is_cut_visibly_at_a_word() -> None:
+    from pipelines.errors import describe
+
+    words = " ".join(f"word{i}" for i in range(200))
+    line = describe(RuntimeError(words))
+    assert len(line) <= 502 and line.endswith(" …")
+    assert line[: -len(" …")].split()[-1] in words.split()  # a whole word before the mark
+    many_lines = describe(
+        RuntimeError("first line\nsecond line\nset it as an environment variable:\n\n  X=1\n")
+    )
+    assert many_lines == "RuntimeError: first line second line set it as an environment variable …"
