@@ -342,8 +342,12 @@ class AsyncSendblueClient(AsyncApiClient):
 
     async def count_contacts(self) -> int:
         body = await self.request("GET", ENDPOINTS["count_contacts"].path)
-        if isinstance(body, dict) and isinstance(body.get("count"), int | float | str):
-            return int(body["count"])
+        count = body.get("count") if isinstance(body, dict) else None
+        if isinstance(count, int | float | str) and not isinstance(count, bool):
+            try:
+                return int(count)
+            except (ValueError, OverflowError):  # "", "12a", NaN, inf
+                pass
         raise SendblueError(f"Sendblue answered the contact count with an unexpected body: {_shape(body)}")
 
     async def get_contact(self, phone: str) -> dict[str, Any] | None:
