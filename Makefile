@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 AIRFLOW_VENV := .airflow-venv
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-airflow
 
-.PHONY: test lint venv clean demo airflow-venv
+.PHONY: test lint venv clean demo airflow-venv bench bench-large
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ airflow-venv: $(AIRFLOW_STAMP)
 # Sandbox APIs on loopback, both sources loaded into switchboard.duckdb, a sample sync, example queries.
 demo: $(STAMP)
 	$(BIN)/switchboard demo
+
+# Medium simulators over loopback HTTP (40 +-10 ms, Chatwoot 3000/min, Sendblue 100/10 s): every workload
+# against the least time the APIs allow and beside dlt's rest_api and a plain httpx loop; prints the
+# table and writes benchmarks/results.json (about 12 minutes).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+# The extract workloads at `large`, for the peak-memory target against the medium figures (run `make
+# bench` first); not part of `make bench`'s 15 minutes.
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --size large --memory-only
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

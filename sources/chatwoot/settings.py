@@ -7,7 +7,7 @@ project notes: "the notes", sections in brackets).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 API_NAME = "Chatwoot"
 DEFAULT_BASE_URL = "https://app.chatwoot.com"
@@ -18,7 +18,7 @@ ACCOUNT_PATH = "/api/v1/accounts/{account_id}"
 # default is 3000/min, `.env.example` suggests 300 and Chatwoot Cloud's real setting is unpublished, so by
 # default the client learns it ("auto"): it starts at 120/min (2 requests a second, under any of them),
 # lets more through while no 429 comes back, and settles just under what a window allowed.
-DEFAULT_RATE_LIMIT_PER_MINUTE = "auto"
+DEFAULT_RATE_LIMIT_PER_MINUTE: Literal["auto"] = "auto"
 AUTO_RATE_LIMIT_START = 120
 DEFAULT_RATE_LIMIT_WINDOW_SECONDS = 60.0
 DEFAULT_CONCURRENCY = 8
