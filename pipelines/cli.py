@@ -254,8 +254,13 @@ def sync(
         "--destination",
         help="The warehouse to read (default: the sync's `warehouse` key, else duckdb).",
     ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Rows rejected again unchanged also make the run partial (exit 2)."
+    ),
 ) -> None:
-    """Run one reverse-ETL sync (or list them). Exit 0 success, 2 partial (rejected or failed rows), 1 failed."""
+    """Run one reverse-ETL sync (or list them). Exit 0 success, 2 partial (newly rejected or failed rows;
+    a dry run whose rejects would do that too), 1 failed. Rows still rejected unchanged since an earlier
+    run are reported without failing the run again, unless --strict."""
     from pipelines import sync as sync_engine
     from pipelines.tables import render_table
 
@@ -285,19 +290,14 @@ def sync(
     check_source_keys(config.api)  # the target API's section too, dry run or not
     # the plan and progress lines can quote an error (a query's, a warehouse's): scrub them too
     result = sync_engine.run_sync(
-        config, dry_run=dry_run, warehouse=destination, out=lambda line: typer.echo(redact(line))
+        config,
+        dry_run=dry_run,
+        warehouse=destination,
+        out=lambda line: typer.echo(redact(line)),
+        strict=strict,
     )
     if not result.ok:
-        if result.error:
-            message = f"sync {result.name} failed: {result.error}"
-        else:
-            problems = ", ".join(
-                f"{result.counts.get(key, 0)} {key}"
-                for key in ("rejected", "failed", "unknown")
-                if result.counts.get(key)
-            )
-            message = f"sync {result.name} ended {result.status} ({problems}); see reverse_etl.sync_log for each row"
-        typer.echo(f"error: {describe(CliError(message))}", err=True)
+        typer.echo(f"error: {describe(CliError(result.problem()))}", err=True)
         raise typer.Exit(result.exit_code)
 
 

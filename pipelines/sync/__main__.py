@@ -1,6 +1,7 @@
 """`python -m pipelines.sync NAME [--dry-run]` / `--list`: run one sync from a shell or a scheduler.
 
-Exit status: 0 success (or a dry run), 2 partial (rejected rows, row errors or unknown outcomes), 1 failed.
+Exit status: 0 success, 2 partial (newly rejected rows, row errors or unknown outcomes; with --strict
+also rows still rejected unchanged; a dry run whose rejects would make the run partial), 1 failed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and send nothing")
     parser.add_argument("--list", action="store_true", help="list the declared syncs")
     parser.add_argument("--warehouse", help="duckdb (default), postgres or another dlt SQL destination")
+    parser.add_argument("--strict", action="store_true", help="rows still rejected also make the run partial")
     args = parser.parse_args(argv)
     try:
         if args.list:
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except SyncConfigError as exc:
         print(redact(str(exc)), file=sys.stderr)
         return 1
-    result = run_sync(config, dry_run=args.dry_run, warehouse=args.warehouse, out=lambda line: print(redact(line)))
+    result = run_sync(
+        config,
+        dry_run=args.dry_run,
+        warehouse=args.warehouse,
+        out=lambda line: print(redact(line)),
+        strict=args.strict,
+    )
     return result.exit_code
 
 

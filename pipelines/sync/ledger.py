@@ -1,5 +1,7 @@
 """The reverse_etl tables: `sync_ledger` (per sync and key: what was last sent, and whether it is confirmed),
-`sync_log` (every outcome of every run, rejected rows included) and `sync_runs` (one row per run).
+`sync_log` (every outcome of every run, rejected rows included), `sync_runs` (one row per run) and
+`sync_rejects` (the rows the last run rejected, by source hash: a row rejected again unchanged is "still
+rejected" and does not make a run partial again).
 
 Created with portable SQL (DuckDB, Postgres and other SQL warehouses). The ledger has no unique
 constraint: one process owns a sync's rows while it runs, and every write replaces a key's row inside one
@@ -58,6 +60,7 @@ LOG_COLUMNS = (
     "message",
     "remote_id",
 )
+REJECT_COLUMNS = ("sync_name", "source_hash", "record_key", "reason", "run_id", "updated_at")
 RUN_COUNTS = (
     "rows_read",
     "rejected",
@@ -103,6 +106,10 @@ class Tables:
     def runs(self) -> str:
         return f"{self.schema}.sync_runs"
 
+    @property
+    def rejects(self) -> str:
+        return f"{self.schema}.sync_rejects"
+
     def ddl(self) -> list[str]:
         return [
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
@@ -140,6 +147,14 @@ class Tables:
                 duration_seconds DOUBLE PRECISION,
                 {", ".join(f"{name} BIGINT" for name in RUN_COUNTS)},
                 error VARCHAR
+            )""",
+            f"""CREATE TABLE IF NOT EXISTS {self.rejects} (
+                sync_name VARCHAR NOT NULL,
+                source_hash VARCHAR NOT NULL,
+                record_key VARCHAR,
+                reason VARCHAR,
+                run_id VARCHAR,
+                updated_at TIMESTAMP
             )""",
         ]
 
@@ -241,17 +256,42 @@ class Ledger:
         )
         return {entry.key: entry for entry in map(_entry, rows)}
 
+    def previous_rejects(self) -> set[str]:
+        """Source hashes of the rows the sync's last run rejected (none before the table exists)."""
+        try:
+            rows = self.wh.query(
+                f"SELECT source_hash FROM {self.tables.rejects} WHERE sync_name = ?", [self.sync_name]
+            )
+        except WarehouseError:
+            return set()
+        return {str(row["source_hash"]) for row in rows}
+
     # -- writes
 
     def write(
-        self, entries: Sequence[LedgerEntry] = (), logs: Sequence[LogEntry] = (), deletes: Sequence[str] = ()
+        self,
+        entries: Sequence[LedgerEntry] = (),
+        logs: Sequence[LogEntry] = (),
+        deletes: Sequence[str] = (),
+        rejects: Sequence[tuple[str, str | None, str]] | None = None,
     ) -> None:
         """Replace the ledger rows of `entries`, drop the keys in `deletes` and append `logs`, in one
-        committed transaction."""
-        if not entries and not logs and not deletes:
+        committed transaction. `rejects` ((source hash, key, reason) of this run's rejected rows), when
+        given, replaces the sync's rows of `sync_rejects`."""
+        if not entries and not logs and not deletes and rejects is None:
             return
         now = utcnow()
         with self.wh.transaction():
+            if rejects is not None:
+                self.wh.execute(f"DELETE FROM {self.tables.rejects} WHERE sync_name = ?", [self.sync_name])
+                self.wh.insert_rows(
+                    self.tables.rejects,
+                    REJECT_COLUMNS,
+                    [
+                        (self.sync_name, source_hash, key, reason[:2000], self.run_id, now)
+                        for source_hash, key, reason in dict.fromkeys(rejects)
+                    ],
+                )
             keys = [e.key for e in entries] + list(deletes)
             step = self.wh.max_in_values
             for start in range(0, len(keys), step):

@@ -50,6 +50,20 @@ class Plan:
     ignored_columns: list[str] = field(default_factory=list)
     rows: dict[str, DesiredRow] = field(default_factory=dict)
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
+    previous_rejects: set[str] = field(default_factory=set)  # source hashes the last run rejected
+
+    @property
+    def still_rejected(self) -> list[Reject]:
+        """Rejects of rows unchanged since the last run rejected them (same source hash)."""
+        return [r for r in self.rejects if r.source_hash is not None and r.source_hash in self.previous_rejects]
+
+    @property
+    def new_rejects(self) -> list[Reject]:
+        return [r for r in self.rejects if r.source_hash is None or r.source_hash not in self.previous_rejects]
+
+    def partial_rejects(self, strict: bool = False) -> list[Reject]:
+        """The rejects that make a run partial: the new ones, or all of them when `strict`."""
+        return list(self.rejects) if strict else self.new_rejects
 
     @property
     def sends(self) -> int:
@@ -66,6 +80,7 @@ class Plan:
             "removes": len(self.removes),
             "skipped": len(self.skips),
             "rejects": len(self.rejects),
+            "still_rejected": len(self.still_rejected),
             "unchanged": self.unchanged,
         }
 
@@ -83,6 +98,15 @@ class Plan:
             more = f"  e.g. {sample}" if sample else ""
             lines.append(f"  {label:<10} {n:>8}{more}{note}")
 
+        def rejects(label: str, rejected: list[Reject]) -> None:
+            # the sampled keys, then each of them with its reason
+            reasons: dict[str, str] = {}
+            for r in rejected:
+                reasons.setdefault(str(r.key), r.reason)
+            sample = sorted(reasons)[:SAMPLE_KEYS]
+            lines.append(f"  {label}{'  e.g. ' + ', '.join(sample) if sample else ''}")
+            lines.extend(f"               {key}: {reasons[key]}" for key in sample)
+
         lines.append(f"  {'rows read':<10} {self.rows_read:>8}")
         line("creates", (w.key for w in self.creates))
         line("updates", (w.key for w in self.updates))
@@ -95,9 +119,10 @@ class Plan:
             line("removes", (w.key for w in self.removes))
         if self.skips:
             line("skipped", (s.row.key for s in self.skips))
-        line("rejects", (r.key for r in self.rejects))
-        for key, reason in list(dict.fromkeys((r.key, r.reason) for r in self.rejects))[:SAMPLE_KEYS]:
-            lines.append(f"               {key}: {reason}")
+        rejects(f"{'rejects':<10} {len(self.new_rejects):>8}", self.new_rejects)
+        if self.still_rejected:
+            # unchanged since the last run rejected them: reported, and the run is not partial for them
+            rejects(f"still rejected ({len(self.still_rejected)})", self.still_rejected)
         line("unchanged", [], count=self.unchanged)
         if self.ignored_columns:
             lines.append(f"  ignored columns (not fields of {c.target}): {', '.join(self.ignored_columns)}")

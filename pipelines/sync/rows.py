@@ -29,6 +29,7 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 class Reject:
     key: str | None
     reason: str
+    source_hash: str | None = None  # the raw row's (see desired.py): an unchanged row rejected again is known
 
 
 @dataclass
@@ -411,7 +412,8 @@ class RowValidator:
                     problems.append(f"{field}: {message}")
             row = None
         if problems or row is None:
-            return Reject(self.raw_key(raw), "; ".join(p if len(p) <= 300 else p[:297] + "..." for p in problems))
+            reason = "; ".join(p if len(p) <= 300 else p[:297] + "..." for p in problems)
+            return Reject(self.raw_key(raw), reason, source_hash)
         fields = row.model_dump()
         if self.target == "chatwoot.contact_labels":
             key = f"{fields[self.key_field]}|{fields['label']}"
@@ -433,5 +435,5 @@ def reject_duplicates(rows: Iterable[DesiredRow]) -> tuple[list[DesiredRow], lis
         if len(group) == 1:
             kept.append(group[0])
         else:
-            rejects.extend(Reject(key, f"duplicate key: {len(group)} rows share {key}") for _ in group)
+            rejects.extend(Reject(key, f"duplicate key: {len(group)} rows share {key}", row.source_hash) for row in group)
     return kept, rejects

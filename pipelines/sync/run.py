@@ -55,8 +55,10 @@ UNREACHABLE_BATCHES = 3
 
 @dataclass
 class SyncResult:
-    """What a run did. `status`: success, partial (rejects, row errors or unknown outcomes), failed (the
-    run stopped), or dry_run. `counts` holds the sync_runs counters; `plan` the diff it sent."""
+    """What a run did. `status`: success, partial (new rejects, row errors or unknown outcomes), failed
+    (the run stopped), or dry_run. `counts` holds the sync_runs counters (plus `still_rejected`: rejects
+    of rows unchanged since the last run rejected them, which make a run partial only when `strict`);
+    `plan` the diff it sent. A dry run whose rejects would make the real run partial exits 2 as well."""
 
     name: str
     run_id: str
@@ -66,14 +68,35 @@ class SyncResult:
     plan: Plan | None = None
     error: str | None = None
     duration_seconds: float = 0.0
+    rejects_partial: bool = False  # a dry run: the real run would end partial because of its rejects
 
     @property
     def exit_code(self) -> int:
+        if self.status == "dry_run" and self.rejects_partial:
+            return EXIT_CODES["partial"]
         return EXIT_CODES.get(self.status, 1)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("success", "dry_run")
+        return self.exit_code == 0
+
+    def problem(self) -> str:
+        """One line saying why the run is not ok (empty when it is)."""
+        if self.ok:
+            return ""
+        if self.error:
+            return f"sync {self.name} failed: {self.error}"
+        counts = dict(self.counts)
+        still = counts.get("still_rejected", 0)
+        counts["rejected"] = counts.get("rejected", 0) - still
+        problems = ", ".join(
+            f"{counts[key]} {key.replace('_', ' ')}"
+            for key in ("rejected", "still_rejected", "failed", "unknown")
+            if counts.get(key)
+        )
+        if self.dry_run:
+            return f"dry run of sync {self.name}: the run would end partial ({problems}); the plan shows the reasons"
+        return f"sync {self.name} ended {self.status} ({problems}); see reverse_etl.sync_log for each row"
 
 
 class ApiUnreachable(Exception):
@@ -129,6 +152,8 @@ def build_plan(
     known = set(model_fields(config.target)) | {match_on or ""}
     plan.ignored_columns = [c for c in desired.columns if c not in known]
 
+    if ledger_exists:
+        plan.previous_rejects = ledger.previous_rejects()
     validator = RowValidator(config.target, match_on, config.default_region, config.phone_validation)
     valid: list[DesiredRow] = []
     for raw in candidates:
@@ -157,9 +182,10 @@ def build_plan(
         present = desired.hashes_present(h for h in suspects.values() if h)
         clashing = {key for key, source_hash in suspects.items() if source_hash in present}
     if clashing:
+        by_key = {row.key: row for row in valid}
         for key in sorted(clashing):
             reason = f"duplicate key: 2 rows share {key}"
-            plan.rejects.extend([Reject(key, reason), Reject(key, reason)])
+            plan.rejects.extend([Reject(key, reason, by_key[key].source_hash), Reject(key, reason, suspects[key])])
         fast_unchanged -= len(clashing)
         valid = [row for row in valid if row.key not in clashing]
     plan.unchanged = fast_unchanged
@@ -400,12 +426,15 @@ def run_sync(
     warehouse: Warehouse | str | None = None,
     out: Out = print,
     writer: Writer | None = None,
+    strict: bool = False,
 ) -> SyncResult:
     """Run the sync declared as `[syncs.NAME]` (or given as a SyncConfig) once.
 
     `warehouse`: an open Warehouse, a destination name (`duckdb`, `postgres`, ...), or None for the sync's
     `warehouse` key (default duckdb). `out` receives the plan and progress lines. With `dry_run` the plan
     is printed and nothing is sent or written. `writer` replaces the target's writer (tests, embedding).
+    Rows rejected again unchanged since the last run ("still rejected") leave the run `success` unless
+    `strict`, which makes every reject count as today's.
     """
     config = name if isinstance(name, SyncConfig) else load_sync_config(name)
     run_id = uuid.uuid4().hex
@@ -429,10 +458,13 @@ def run_sync(
         counts: dict[str, int] = {
             "rows_read": plan.rows_read,
             "rejected": len(plan.rejects),
+            "still_rejected": len(plan.still_rejected),
             "unchanged": plan.unchanged,
         }
+        partial_rejects = plan.partial_rejects(strict)
         if dry_run:
             result.status, result.counts = "dry_run", {**counts, **plan.counts()}
+            result.rejects_partial = bool(partial_rejects)
             out(f"dry run: nothing sent ({plan.sends} rows would be sent)")
             return result
 
@@ -442,6 +474,9 @@ def run_sync(
             + [_skip_entry(s.row, plan.entries.get(s.row.key), s.reason, s.remote_id) for s in plan.skips],
             logs=[LogEntry(r.key, "validate", "rejected", None, r.reason) for r in plan.rejects]
             + [LogEntry(s.row.key, "skip", "skipped", None, s.reason) for s in plan.skips],
+            rejects=[(r.source_hash, r.key, r.reason) for r in plan.rejects if r.source_hash]
+            if plan.rejects or plan.previous_rejects
+            else None,
         )
         tally, requests, write_requests = Tally(skipped=len(plan.skips)), 0, 0
         if plan.sends:
@@ -460,7 +495,7 @@ def run_sync(
             write_requests=write_requests,
         )
         result.counts = counts
-        result.status = "partial" if (plan.rejects or tally.failed or tally.unknown) else "success"
+        result.status = "partial" if (partial_rejects or tally.failed or tally.unknown) else "success"
     except (ValueError, WarehouseError, ApiUnreachable) as exc:
         # ValueError: the sync's or a source's configuration (SyncConfigError, QueryShapeError,
         # the clients' config errors), phrased for a person

@@ -100,7 +100,7 @@ def test_dry_run_prints_the_plan_and_sends_nothing(sendblue_box, make_env, h) ->
     assert h.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'reverse_etl'")[0]["n"] == 0
 
     cli = env.run_module("dry", "--dry-run")
-    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert cli.returncode == 2, cli.stdout + cli.stderr  # the reject would make the real run partial
     assert "creates" in cli.stdout and "nothing sent" in cli.stdout
     assert sendblue_box.state.log.entries == []
 
@@ -142,8 +142,10 @@ def test_bad_rows_are_rejected_with_reasons_and_the_rest_goes_through(
     assert runs == [{"status": "partial", "rejected": 6}]
 
     cli = env.run_module("messy")
-    assert cli.returncode == 2, cli.stdout + cli.stderr  # rejects again: partial again, nothing resent
-    assert "rejects" in cli.stdout
+    # the same rows rejected again, unchanged: reported as still rejected, the run is not partial again
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "still rejected (6)" in cli.stdout
+    assert env.run_module("messy", "--strict").returncode == 2  # --strict: every reject fails the run
 
 
 def test_nulls_do_not_erase_unless_nulls_erase(sendblue_box, make_env, h) -> None:
