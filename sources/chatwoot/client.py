@@ -71,6 +71,10 @@ class ChatwootSettings(BaseModel):
     conversations_max_updated_within_seconds: int = Field(
         cs.DEFAULT_CONVERSATIONS_MAX_UPDATED_WITHIN_SECONDS, ge=1
     )
+    # `switchboard listen` (SPEC §9): the account webhook's secret (Chatwoot generates it; see `webhooks
+    # list`), and whether deliveries without a signature (servers before 4.12) are accepted
+    webhook_secret: SecretStr | None = None
+    allow_unsigned_webhooks: bool = False
 
     @field_validator("base_url")
     @classmethod
