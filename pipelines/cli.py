@@ -337,6 +337,27 @@ def sql(
         write_result(result, output_format, sys.stdout.write, sys.stdout.flush)
 
 
+# ------------------------------------------------------------------------------------------ listen
+
+
+@app.command()
+@handles_errors
+def listen(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put TLS in front: README)."),
+    port: int = typer.Option(8787, "--port", help="Port to listen on."),
+    destination: str = typer.Option(
+        "duckdb", "--destination", help="duckdb (default), postgres or any dlt destination name."
+    ),
+    pipelines_dir: str = typer.Option(None, "--pipelines-dir", help="Where dlt keeps its local working files."),
+) -> None:
+    """Receive signed Chatwoot and Sendblue webhooks into the warehouse within seconds (SPEC §9)."""
+    from pipelines.listen import serve
+    from pipelines.load import check_destination
+
+    check_destination(destination)
+    serve(host, port, destination=destination, pipelines_dir=pipelines_dir, say=lambda line: typer.echo(line, err=True))
+
+
 # ------------------------------------------------------------------------------------------ sandbox
 
 

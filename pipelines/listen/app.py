@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipelines.listen.flush import Flusher
-from pipelines.listen.keys import delivery_key, event_name
+from pipelines.listen.keys import delivery_key, event_name, scrubbed
 from pipelines.listen.settings import DEFAULT_ACCOUNT, Endpoint, ListenSettings, endpoint
 from pipelines.listen.spool import Spool
 from pipelines.listen.verify import check_chatwoot, check_sendblue
@@ -93,7 +93,7 @@ def create_app(
             "key": delivery_key(source, headers, payload),
             "event": event_name(source, payload),
             "received_at": datetime.now(UTC).isoformat(),
-            "payload": payload,
+            "payload": scrubbed(source, payload),
         }
         await spool.append(record)
         if flusher is not None and spool.open_events >= settings.flush_events:

@@ -37,3 +37,14 @@ def event_name(source: str, payload: Any) -> str:
     if payload.get("phone") or payload.get("phone_number"):
         return "contact_created"
     return "unknown"
+
+
+def scrubbed(source: str, payload: Any) -> Any:
+    """The payload as stored: Chatwoot conversation payloads carry the raw contact_inbox row, whose
+    `pubsub_token` lets anyone subscribe to the contact's live updates (api/webhooks.md §1.2)."""
+    if source != "chatwoot" or not isinstance(payload, dict):
+        return payload
+    for holder in (payload, payload.get("conversation")):
+        if isinstance(holder, dict) and isinstance(holder.get("contact_inbox"), dict):
+            holder["contact_inbox"].pop("pubsub_token", None)
+    return payload

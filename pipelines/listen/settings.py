@@ -37,7 +37,7 @@ class ListenSettings(BaseModel):
 def listen_settings(**overrides: Any) -> ListenSettings:
     """`[listen]` from config.toml, secrets.toml or LISTEN__* env vars; a misspelt key is an error."""
     check_keys(("listen",), ListenSettings.model_fields, CliError)
-    values = {key: dlt.config.get(f"listen.{key}") for key in ListenSettings.model_fields}
+    values: dict[str, Any] = {key: dlt.config.get(f"listen.{key}") for key in ListenSettings.model_fields}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return ListenSettings(**{k: v for k, v in values.items() if v is not None and v != ""})
@@ -72,16 +72,16 @@ def endpoint(source: str, account: str = DEFAULT_ACCOUNT) -> Endpoint | None:
     if source not in SOURCES:
         return None
     section = f"sources.{source}"
-    unsigned = dlt.config.get(f"{section}.allow_unsigned_webhooks")
+    unsigned: Any = dlt.config.get(f"{section}.allow_unsigned_webhooks")
     if account == DEFAULT_ACCOUNT:
-        secret = dlt.secrets.get(f"{section}.webhook_secret")
+        secret: Any = dlt.secrets.get(f"{section}.webhook_secret")
         dataset = source
     else:
         if not ACCOUNT_NAME.fullmatch(account):
             return None
         named = f"{section}.{ACCOUNTS}.{account}"
         secret = dlt.secrets.get(f"{named}.webhook_secret")
-        own_unsigned = dlt.config.get(f"{named}.allow_unsigned_webhooks")
+        own_unsigned: Any = dlt.config.get(f"{named}.allow_unsigned_webhooks")
         if secret is None and own_unsigned is None:
             return None  # nothing declares this account's webhooks: its path is unknown
         unsigned = own_unsigned if own_unsigned is not None else unsigned
