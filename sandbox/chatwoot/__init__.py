@@ -112,7 +112,9 @@ def create_sandbox(size: str = "small", seed: int = 0, **overrides: Any) -> Chat
 def create_app(size: str = "small", seed: int = 0, **overrides: Any) -> ASGIApp:
     """The Chatwoot simulator as an ASGI app; `app.state.sandbox` is its `ChatwootSandbox`."""
     state = create_sandbox(size, seed, **overrides)
-    return build_app(state, api_routes(state))
+    from sandbox.chatwoot import webhooks
+
+    return build_app(state, [*api_routes(state), *webhooks.routes(state)])
 
 
 __all__ = [

@@ -100,4 +100,7 @@ __all__ = ["API_KEY_ID", "API_SECRET_KEY", "SendblueSandbox", "create_app"]
 
 def create_app(size: str = "small", seed: int = 0, key_casing: str = "snake", **overrides: Any) -> ASGIApp:
     """A Sendblue simulator with freshly generated data; `app.state.sandbox` is its `SendblueSandbox`."""
-    return build_app(SendblueSandbox(size, seed, key_casing, **overrides), routes())
+    from sandbox.sendblue import webhooks
+
+    state = SendblueSandbox(size, seed, key_casing, **overrides)
+    return build_app(state, [*routes(), *webhooks.routes(state)])
