@@ -24,7 +24,17 @@ from urllib.parse import urlsplit
 import httpx
 from dlt.common.runtime import signals
 
+from sources.common.ratelimit import (
+    RateLimiter,
+    WaitTally,
+    WindowBudgetLimiter,
+    api_wait_tally,
+    tallied_sleep,
+)
+
 log = logging.getLogger("switchboard.http")
+
+Limiter = RateLimiter | WindowBudgetLimiter
 
 T = TypeVar("T")
 R = TypeVar("R")
