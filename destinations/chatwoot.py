@@ -50,7 +50,7 @@ def open_client(settings: ChatwootSettings | None = None, **overrides: Any) -> A
     """The source's client, from `[sources.chatwoot]` config; `overrides` (e.g. rate_limit_per_minute)
     replace config values."""
     if settings is None:
-        from sources.chatwoot.helpers import settings_from_config
+        from sources.chatwoot import settings_from_config
 
         settings = settings_from_config(**overrides)
     return AsyncChatwootClient(settings)

@@ -266,7 +266,7 @@ async def merge_contacts(request: Request, state: ChatwootSandbox, body: dict[st
         return JSONResponse(views.contact_json(state, base, with_contact_inboxes=False))
 
 
-# ---------------------------------------------------------------------------- labels, inboxes, profile
+# ---------------------------------------------------------------------------- labels, inboxes, agents, teams, profile
 
 
 async def labels(request: Request, state: ChatwootSandbox, body: dict[str, Any]) -> Response:
@@ -279,6 +279,17 @@ async def labels(request: Request, state: ChatwootSandbox, body: dict[str, Any])
 async def inboxes(request: Request, state: ChatwootSandbox, body: dict[str, Any]) -> Response:
     with state.lock:
         return JSONResponse({"payload": [views.inbox_full(inbox) for inbox in state.data.inboxes.values()]})
+
+
+async def agents(request: Request, state: ChatwootSandbox, body: dict[str, Any]) -> Response:
+    # agents/index: a bare array of the `_agent` partial, no envelope, no paging
+    with state.lock:
+        return JSONResponse([views.agent_json(agent) for agent in state.data.agents.values()])
+
+
+async def teams(request: Request, state: ChatwootSandbox, body: dict[str, Any]) -> Response:
+    # teams/index: a bare array of the `_team` partial, no envelope, no paging
+    return JSONResponse([views.team_json(team) for team in views.TEAMS])
 
 
 async def profile(request: Request, state: ChatwootSandbox, body: dict[str, Any]) -> Response:
@@ -378,6 +389,8 @@ ROUTES: list[tuple[str, list[str], Handler]] = [
     (f"{ACCOUNT}/actions/contact_merge", ["POST"], merge_contacts),
     (f"{ACCOUNT}/labels", ["GET", "POST"], labels),
     (f"{ACCOUNT}/inboxes", ["GET"], inboxes),
+    (f"{ACCOUNT}/agents", ["GET"], agents),
+    (f"{ACCOUNT}/teams", ["GET"], teams),
     (f"{ACCOUNT}/conversations", ["GET"], list_conversations),
     (f"{ACCOUNT}/conversations/meta", ["GET"], conversations_meta),
     (f"{ACCOUNT}/conversations/filter", ["POST"], filter_conversations),

@@ -156,6 +156,25 @@ def agent_json(agent: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The account's teams (`GET /teams` renders `json.array!` of `_team.json.jbuilder`; names are lower-cased
+# on save). `members` are agent ids; `is_member` says whether the token's user is one.
+TEAMS: list[dict[str, Any]] = [
+    {"id": 1, "name": "support", "description": "First line", "allow_auto_assign": True, "members": {1, 2, 3}},
+    {"id": 2, "name": "success", "description": None, "allow_auto_assign": False, "members": {4}},
+]
+
+
+def team_json(team: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": team["id"],
+        "name": team["name"],
+        "description": team["description"],
+        "allow_auto_assign": team["allow_auto_assign"],
+        "account_id": ACCOUNT_ID,
+        "is_member": USER_ID in team["members"],
+    }
+
+
 def _sender(state: ChatwootSandbox, message: MessageRow) -> dict[str, Any] | None:
     if message.sender_type == "Contact":
         contact = state.data.contacts.get(message.sender_id or 0)

@@ -8,7 +8,8 @@ tombstone with `_deleted` true and dlt's hard_delete hint); `contact_labels` is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import dlt
@@ -16,15 +17,15 @@ from dlt.sources import DltResource
 
 from . import settings as cs
 from .client import ChatwootClient, ChatwootSettings
-from .helpers import (
+from .endpoints import SIMPLE_LISTS, STREAMS
+from .readers import (
     build_settings,
     check_connection,
     contact_label_pages,
     contact_pages,
     conversation_pages,
     discover,
-    inbox_pages,
-    label_pages,
+    list_pages,
     message_pages,
     open_client,
     settings_from_config,
@@ -37,16 +38,6 @@ __all__ = [
     "discover",
     "settings_from_config",
 ]
-
-
-def _hints(table: str) -> dict[str, Any]:
-    stream = cs.STREAMS[table]
-    return {
-        "name": stream.table,
-        "primary_key": list(stream.primary_key),
-        "write_disposition": stream.write_disposition,
-        "columns": stream.column_hints(),
-    }
 
 
 @dlt.source(name="chatwoot", section="chatwoot", max_table_nesting=0)
@@ -67,8 +58,8 @@ def chatwoot_source(
     settings: ChatwootSettings | None = None,
     transport: Any = None,
 ) -> Sequence[DltResource]:
-    """All six Chatwoot tables. Every argument is a `[sources.chatwoot]` key (documented in
-    .dlt/config.toml); an explicit `settings` replaces them all."""
+    """Every Chatwoot table of `endpoints.STREAMS`. Every argument is a `[sources.chatwoot]` key (documented
+    in .dlt/config.toml); an explicit `settings` replaces them all."""
     if settings is None:
         settings = build_settings(
             {
@@ -89,43 +80,33 @@ def chatwoot_source(
         )
     # one client, hence one rate limiter and one connection pool, for every resource of the run
     client = open_client(settings, transport)
-    conversations_resource = conversations(client, settings)
-    return (
-        contacts(client),
-        contact_labels(client, settings),
-        labels(client),
-        inboxes(client),
-        conversations_resource,
-        conversations_resource | messages(client),
-    )
+    # each table: its reader, with the hints of its STREAMS entry (as dlt's verified hubspot source does)
+    readers: dict[str, Callable[[], Iterator[list[dict[str, Any]]]]] = {
+        "contacts": lambda: contact_pages(client, dlt.current.resource_state()),
+        "contact_labels": lambda: contact_label_pages(client, settings.contact_labels_mode),
+        "conversations": lambda: conversations_read(client, settings),
+        **{table: partial(list_pages, client, table) for table in SIMPLE_LISTS},
+    }
+    resources = {table: dlt.resource(_generator(read), **STREAMS[table].hints()) for table, read in readers.items()}
+
+    def messages(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """Messages of the new or changed conversations in each conversations page (merge on id)."""
+        yield from message_pages(client, dlt.current.resource_state(), page)
+
+    resources["messages"] = resources["conversations"] | dlt.transformer(messages, **STREAMS["messages"].hints())
+    return [resources[table] for table in STREAMS]
 
 
-@dlt.resource(**_hints("contacts"))
-def contacts(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
-    """Every listed contact each run (merge on id); contacts deleted upstream are deleted here."""
-    yield from contact_pages(client, dlt.current.resource_state())
+def _generator(read: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+    """A generator function around `read`, so dlt evaluates it (and its resource state) at extraction."""
+
+    def pages() -> Iterator[Any]:
+        yield from read()
+
+    return pages
 
 
-@dlt.resource(**_hints("contact_labels"))
-def contact_labels(client: ChatwootClient, settings: ChatwootSettings) -> Iterator[list[dict[str, Any]]]:
-    """(contact_id, label) pairs, rebuilt every run by `contact_labels_mode` (exact or fast)."""
-    yield from contact_label_pages(client, settings.contact_labels_mode)
-
-
-@dlt.resource(**_hints("labels"))
-def labels(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
-    """Account labels."""
-    yield from label_pages(client)
-
-
-@dlt.resource(**_hints("inboxes"))
-def inboxes(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
-    """Inboxes, without channel configuration (it can hold provider secrets)."""
-    yield from inbox_pages(client)
-
-
-@dlt.resource(**_hints("conversations"))
-def conversations(client: ChatwootClient, settings: ChatwootSettings) -> Iterator[list[dict[str, Any]]]:
+def conversations_read(client: ChatwootClient, settings: ChatwootSettings) -> Iterator[list[dict[str, Any]]]:
     """Conversations of every status: a full walk first, then `updated_within` windows (merge on id)."""
     # the listing also feeds `messages`; when only one of the two is loaded, only its cursor moves
     try:
@@ -134,11 +115,3 @@ def conversations(client: ChatwootClient, settings: ChatwootSettings) -> Iterato
         selected = {"conversations"}
     consumers = [name for name in ("conversations", "messages") if name in selected]
     yield from conversation_pages(client, settings, dlt.current.resource_state(), consumers)
-
-
-@dlt.transformer(**_hints("messages"))
-def messages(
-    conversation_page: list[dict[str, Any]], client: ChatwootClient
-) -> Iterator[list[dict[str, Any]]]:
-    """Messages of the new or changed conversations in each conversations page (merge on id)."""
-    yield from message_pages(client, dlt.current.resource_state(), conversation_page)

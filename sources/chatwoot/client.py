@@ -15,7 +15,6 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -38,9 +37,12 @@ from sources.common.http import (
     ValidationError,
     gather_limited,
 )
+from sources.common.paging import Endpoint, Page, WalkReport
+from sources.common.paging import walk as walk_pages
 from sources.common.ratelimit import shared_window_limiter
 
 from . import settings as cs
+from .endpoints import ACCOUNT_PATH, ENDPOINTS
 from .models import PageMeta
 
 log = logging.getLogger("switchboard.chatwoot")
@@ -71,10 +73,6 @@ class ChatwootSettings(BaseModel):
     conversations_max_updated_within_seconds: int = Field(
         cs.DEFAULT_CONVERSATIONS_MAX_UPDATED_WITHIN_SECONDS, ge=1
     )
-    # `switchboard listen` (SPEC §9): the account webhook's secret (Chatwoot generates it; see `webhooks
-    # list`), and whether deliveries without a signature (servers before 4.12) are accepted
-    webhook_secret: SecretStr | None = None
-    allow_unsigned_webhooks: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -176,16 +174,6 @@ _current_path: contextvars.ContextVar[str] = contextvars.ContextVar("chatwoot_pa
 _NUMERIC_SEGMENT = re.compile(r"/\d+")
 
 
-@dataclass
-class WalkReport:
-    """How a paged walk ended: `complete` is False when the page cap stopped it early."""
-
-    complete: bool = False
-    pages: int = 0
-    rows: int = 0
-    reported_count: int | None = None  # meta.count of the last page, where the endpoint has one
-
-
 def _dig(body: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         body = body.get(key) if isinstance(body, dict) else None
@@ -201,11 +189,11 @@ def _items(body: Any, path: tuple[str, ...]) -> list[Any]:
     return value
 
 
-def _keyed(items: list[Any], endpoint: cs.Endpoint) -> list[dict[str, Any]]:
+def _keyed(items: list[Any], endpoint: Endpoint) -> list[dict[str, Any]]:
     """The rows of a paged listing, each an object with an integer id (the walks dedupe and move their
     cursor by it); anything else is a body no Chatwoot sends, reported as a server error."""
     for item in items:
-        key = item.get("id") if isinstance(item, dict) else None
+        key = item.get(endpoint.key) if isinstance(item, dict) and endpoint.key else None
         if not isinstance(key, int) or isinstance(key, bool):
             raise ChatwootServerError(f"Chatwoot sent an unexpected body: a row of {endpoint.path} without an id")
     return items
@@ -242,7 +230,7 @@ class AsyncChatwootClient(AsyncApiClient):
         except UnsafeUrlError as exc:
             raise ChatwootUnsafeUrlError(str(exc), api=self.api_name) from None
         self.settings = settings
-        self.account_prefix = cs.ACCOUNT_PATH.format(account_id=settings.account_id)
+        self.account_prefix = ACCOUNT_PATH.format(account_id=settings.account_id)
         # one limiter for every request to this server, whatever the concurrency or the account:
         # rack-attack counts per client IP in epoch-aligned windows [§10]
         self.limiter: Limiter = limiter or shared_window_limiter(
@@ -326,85 +314,40 @@ class AsyncChatwootClient(AsyncApiClient):
 
     # -- plumbing
 
-    def _path(self, endpoint: cs.Endpoint, **ids: Any) -> str:
+    def _path(self, endpoint: Endpoint, **ids: Any) -> str:
         return self.account_prefix + endpoint.path.format(**ids)
 
-    async def _count_paged(
+    async def pages(
         self,
-        endpoint: cs.Endpoint,
+        name: str,
         params: dict[str, Any] | None = None,
+        *,
         json_body: Any = None,
         walk: WalkReport | None = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Page numbers with `meta.count` (contacts list and filter). Ends on an empty or short page, or
-        when the pages seen cover `meta.count`, so a walk costs ceil(count / page size) requests.
-        The page size is learned from the first page, not assumed."""
-        walk = walk if walk is not None else WalkReport()
-        path = self._path(endpoint)
-        seen: set[int] = set()
-        page_size = 0
-        page = 1
-        while page <= self.settings.page_cap:
+        start: Any = None,
+        page_cap: int | None = None,
+        **ids: Any,
+    ) -> AsyncIterator[list[Any]]:
+        """Pages of rows of the endpoint `name` of the table, walked as its paging kind says."""
+        endpoint = ENDPOINTS[name]
+        path = self._path(endpoint, **ids)
+
+        async def fetch(extra: dict[str, Any]) -> Page:
             body = await self.request(
-                endpoint.method,
-                path,
-                params={**endpoint.params, **(params or {}), "page": page},
-                json_body=json_body,
+                endpoint.method, path, params={**endpoint.params, **(params or {}), **extra}, json_body=json_body
             )
-            items = _keyed(_items(body, endpoint.data_path), endpoint)
+            rows = _items(body, endpoint.data_path)
+            if endpoint.paging == "single":
+                return Page(rows)
             meta = PageMeta.model_validate(body.get("meta") or {}) if isinstance(body, dict) else PageMeta()
-            walk.pages += 1
-            walk.reported_count = meta.count
-            # created_at ties have no tie-break server-side, so a row can show up on two pages
-            fresh = [item for item in items if item["id"] not in seen]
-            seen.update(item["id"] for item in fresh)
-            walk.rows += len(fresh)
-            if fresh:
-                yield fresh
-            page_size = max(page_size, len(items))
-            if not items or len(items) < page_size:
-                walk.complete = True
-                return
-            if meta.count is not None and page * page_size >= meta.count:
-                walk.complete = True
-                return
-            page += 1
-        log.warning("Chatwoot %s: stopped at page_cap=%d pages", endpoint.path, self.settings.page_cap)
+            return Page(_keyed(rows, endpoint), has_more=meta.has_more, total=meta.count)
 
-    async def _short_paged(
-        self, endpoint: cs.Endpoint, params: dict[str, Any] | None = None, walk: WalkReport | None = None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Page numbers ended by a short or empty page (conversations): the page size is whatever the
-        first page held, since CONVERSATION_RESULTS_PER_PAGE changes it on self-hosted servers."""
-        walk = walk if walk is not None else WalkReport()
-        path = self._path(endpoint)
-        seen: set[int] = set()
-        page_size = 0
-        page = 1
-        while page <= self.settings.page_cap:
-            body = await self.request("GET", path, params={**endpoint.params, **(params or {}), "page": page})
-            items = _keyed(_items(body, endpoint.data_path), endpoint)
-            walk.pages += 1
-            fresh = [item for item in items if item["id"] not in seen]
-            seen.update(item["id"] for item in fresh)
-            walk.rows += len(fresh)
-            if fresh:
-                yield fresh
-            page_size = max(page_size, len(items))
-            # a full page of rows already seen means the server ignores `page`: stop instead of looping
-            if not items or len(items) < page_size or not fresh:
-                walk.complete = True
-                return
-            page += 1
-        log.warning("Chatwoot %s: stopped at page_cap=%d pages", endpoint.path, self.settings.page_cap)
+        async for page in walk_pages(endpoint, fetch, page_cap=page_cap or self.settings.page_cap, report=walk, start=start):
+            yield page
 
-    async def _list(
-        self, endpoint: cs.Endpoint, params: dict[str, Any] | None = None, **ids: Any
-    ) -> list[Any]:
-        body = await self.request(
-            endpoint.method, self._path(endpoint, **ids), params={**endpoint.params, **(params or {})}
-        )
-        return _items(body, endpoint.data_path)
+    async def rows(self, name: str, params: dict[str, Any] | None = None, **ids: Any) -> list[Any]:
+        """Every row of the endpoint `name`, in one list."""
+        return [row async for page in self.pages(name, params, **ids) for row in page]
 
     # -- reads
 
@@ -413,85 +356,47 @@ class AsyncChatwootClient(AsyncApiClient):
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of listed contacts in created_at order, each contact once. `labels`: contacts with ANY of
         them. Only contacts with an email, phone number or identifier are listed by Chatwoot."""
-        params = {"labels[]": list(labels)} if labels else None
-        async for page in self._count_paged(cs.ENDPOINTS["contacts"], params, walk=walk):
+        async for page in self.pages("contacts", {"labels[]": list(labels)} if labels else None, walk=walk):
             yield page
 
     async def filter_contacts(
         self, conditions: list[dict[str, Any]], walk: WalkReport | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of contacts matching `POST /contacts/filter` conditions, in created_at order."""
-        async for page in self._count_paged(
-            cs.ENDPOINTS["contacts_filter"], json_body={"payload": conditions}, walk=walk
-        ):
+        async for page in self.pages("contacts_filter", json_body={"payload": conditions}, walk=walk):
             yield page
 
     async def search_contacts(self, q: str, max_pages: int = 20) -> list[dict[str, Any]]:
-        """Contacts matching `q` (name, email, phone, identifier). Search is throttled to 100/min per
-        account, so it is for lookups, not extraction. Newer servers say `has_more`; older ones put the
-        total in `count` and are read until a short page."""
-        endpoint = cs.ENDPOINTS["contacts_search"]
-        found: dict[int, dict[str, Any]] = {}
-        for page in range(1, max_pages + 1):
-            body = await self.request(
-                "GET", self._path(endpoint), params={**endpoint.params, "q": q, "page": page}
-            )
-            items = _keyed(_items(body, endpoint.data_path), endpoint)
-            for item in items:
-                found.setdefault(item["id"], item)
-            meta = PageMeta.model_validate(body.get("meta") or {}) if isinstance(body, dict) else PageMeta()
-            more = meta.has_more if meta.has_more is not None else len(items) >= cs.CONTACTS_PAGE_SIZE
-            if not items or not more:
-                break
-        return list(found.values())
+        """Contacts matching `q` (name, email, phone, identifier): lookups, not extraction."""
+        return [row async for page in self.pages("contacts_search", {"q": q}, page_cap=max_pages) for row in page]
 
     async def get_contact(self, contact_id: int) -> dict[str, Any]:
-        body = await self.request("GET", self._path(cs.ENDPOINTS["contact"], id=contact_id))
+        body = await self.request("GET", self._path(ENDPOINTS["contact"], id=contact_id))
         payload = body.get("payload") if isinstance(body, dict) else None
         return payload if isinstance(payload, dict) else body
 
     async def get_contact_labels(self, contact_id: int) -> list[str]:
-        return [str(label) for label in await self._list(cs.ENDPOINTS["contact_labels"], id=contact_id)]
+        return [str(label) for label in await self.rows("contact_labels", id=contact_id)]
 
     async def list_labels(self) -> list[dict[str, Any]]:
-        return await self._list(cs.ENDPOINTS["labels"])
-
-    async def list_inboxes(self) -> list[dict[str, Any]]:
-        return await self._list(cs.ENDPOINTS["inboxes"])
+        return await self.rows("labels")
 
     async def iter_conversations(
         self, walk: WalkReport | None = None, **filters: Any
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of conversations of every status, oldest first (`filters` add e.g. inbox_id)."""
-        async for page in self._short_paged(cs.ENDPOINTS["conversations"], filters or None, walk=walk):
+        async for page in self.pages("conversations", filters or None, walk=walk):
             yield page
 
     async def conversations_updated_within(self, seconds: int) -> list[dict[str, Any]]:
         """Every conversation (any status) whose updated_at is within the last `seconds`, in one
         unpaginated response: the server drops pagination when updated_within is given."""
-        return await self._list(
-            cs.ENDPOINTS["conversations_updated_within"], {"updated_within": int(seconds)}
-        )
+        return await self.rows("conversations_updated_within", {"updated_within": int(seconds)})
 
-    async def iter_messages(
-        self, conversation_id: int, after: int = 0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of a conversation's messages with id > `after`, ascending. `after=ID` returns up to 100,
-        so a page of fewer than 100 is the last; the next cursor is the highest id seen."""
-        endpoint = cs.ENDPOINTS["messages"]
-        path = self._path(endpoint, id=conversation_id)
-        for _ in range(self.settings.page_cap):
-            body = await self.request("GET", path, params={"after": after})
-            items = _keyed(_items(body, endpoint.data_path), endpoint)
-            if items:
-                yield items
-            if len(items) < cs.MESSAGES_AFTER_PAGE_SIZE:
-                return
-            highest = max(int(item["id"]) for item in items)
-            if highest <= after:  # the cursor did not move: stop rather than loop
-                return
-            after = highest
-        log.warning("Chatwoot conversation %s: messages stopped at page_cap", conversation_id)
+    async def iter_messages(self, conversation_id: int, after: int = 0) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of a conversation's messages with id > `after`, ascending (`after id` paging)."""
+        async for page in self.pages("messages", start=after, id=conversation_id):
+            yield page
 
     # -- fan-out (concurrent within settings.concurrency, all through the one limiter)
 
@@ -558,7 +463,7 @@ class AsyncChatwootClient(AsyncApiClient):
         """PATCH /contacts/{id}; custom and additional attributes are shallow-merged server-side.
         Answers {payload: contact} with 200 (the spec's 204 is wrong)."""
         body = await self.request(
-            "PATCH", self._path(cs.ENDPOINTS["contact"], id=contact_id), json_body=fields
+            "PATCH", self._path(ENDPOINTS["contact"], id=contact_id), json_body=fields
         )
         payload = body.get("payload") if isinstance(body, dict) else None
         return payload if isinstance(payload, dict) else body
@@ -567,7 +472,7 @@ class AsyncChatwootClient(AsyncApiClient):
         """POST /contacts/{id}/labels replaces the whole set (an empty list clears it)."""
         body = await self.request(
             "POST",
-            self._path(cs.ENDPOINTS["contact_labels"], id=contact_id),
+            self._path(ENDPOINTS["contact_labels"], id=contact_id),
             json_body={"labels": list(labels)},
         )
         return [str(label) for label in _items(body, ("payload",))]

@@ -113,6 +113,38 @@ class Label(_Model):
     show_on_sidebar: bool | None = None
 
 
+class ContactLabel(_Model):
+    contact_id: int
+    label: str
+
+
+class Agent(_Model):
+    """`GET /agents` items (the `_agent` partial)."""
+
+    id: int
+    account_id: int | None = None
+    name: str | None = None
+    available_name: str | None = None
+    email: str | None = None
+    role: str | None = None  # agent or administrator
+    availability_status: str | None = None  # online, busy or offline
+    auto_offline: bool | None = None
+    confirmed: bool | None = None
+    thumbnail: str | None = None
+    custom_role_id: int | None = None
+
+
+class Team(_Model):
+    """`GET /teams` items (the `_team` partial)."""
+
+    id: int
+    account_id: int | None = None
+    name: str | None = None
+    description: str | None = None
+    allow_auto_assign: bool | None = None
+    is_member: bool | None = None  # whether the token's user is in the team
+
+
 class Inbox(_Model):
     id: int
     name: str | None = None
@@ -232,22 +264,17 @@ class Message(_Model):
 # --------------------------------------------------------------------------------------- row helpers
 
 _contacts = TypeAdapter(list[Contact])
-_labels = TypeAdapter(list[Label])
-_inboxes = TypeAdapter(list[Inbox])
 _conversations = TypeAdapter(list[Conversation])
 _messages = TypeAdapter(list[Message])
 
 
+def model_rows(model: type[BaseModel], items: list[Any]) -> list[dict[str, Any]]:
+    """Rows of a plain list endpoint: the model's fields, unknown keys dropped."""
+    return [item.model_dump() for item in TypeAdapter(list[model]).validate_python(items)]  # type: ignore[valid-type]
+
+
 def contact_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c.model_dump() for c in _contacts.validate_python(items)]
-
-
-def label_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [label.model_dump() for label in _labels.validate_python(items)]
-
-
-def inbox_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [i.model_dump() for i in _inboxes.validate_python(items)]
 
 
 def conversation_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ from sources.common.http import (
     SyncFacade,
     ValidationError,
 )
+from sources.common.keyset import keyset_walk
+from sources.common.paging import Page, WalkReport, endpoint_of, is_last_page
 from sources.sendblue.models import (
     BULK_FIELDS,
     CREATE_FIELDS,
@@ -47,7 +49,6 @@ from sources.sendblue.models import (
     to_utc,
     write_fields,
 )
-from sources.sendblue.paging import Page, WalkReport, is_last_page, keyset_walk
 from sources.sendblue.settings import (
     BULK_CREATE_BATCH_MAX,
     CONTACTS_OFFSET_CAP,
@@ -57,7 +58,6 @@ from sources.sendblue.settings import (
     KEY_ID_HEADER,
     MESSAGES_PAGE_DEFAULT,
     MESSAGES_PAGE_MAX,
-    MESSAGES_PATH,
     MESSAGES_RATE_LIMIT,
     MESSAGES_RATE_WINDOW_SECONDS,
     OTHER_RATE_LIMIT_PER_MINUTE,
@@ -179,28 +179,26 @@ class AsyncSendblueClient(AsyncApiClient):
             retry=RetryPolicy(max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds),
             transport=transport,
         )
-        self.messages_limiter = RateLimiter.with_margin(
-            settings.messages_rate_limit, settings.messages_rate_window_seconds
-        )
-        self.other_limiter = (
-            RateLimiter(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute > 0 else None
-        )
+        # limiters by the rate-limit bucket of the endpoint table
+        self.limiters: dict[str, RateLimiter] = {
+            "messages": RateLimiter.with_margin(settings.messages_rate_limit, settings.messages_rate_window_seconds)
+        }
+        if settings.rate_limit_per_minute > 0:
+            self.limiters["default"] = RateLimiter(settings.rate_limit_per_minute, 60.0)
         self.last_contacts_walk = WalkReport()
         self.last_messages_walk = WalkReport()
 
     # -- hooks of the shared client
 
     def limiter_for(self, method: str, path: str) -> list[RateLimiter]:
-        if method == "GET" and path == MESSAGES_PATH:
-            return [self.messages_limiter]
-        return [self.other_limiter] if self.other_limiter else []
+        endpoint = endpoint_of(ENDPOINTS, method, path)
+        limiter = self.limiters.get(endpoint.bucket if endpoint else "default")
+        return [limiter] if limiter else []
 
     def endpoint_name(self, method: str, path: str) -> str:
         # stats per endpoint, not per phone number
-        for endpoint in ENDPOINTS.values():
-            if endpoint.method == method and _matches_template(endpoint.path, path):
-                return f"{method} {endpoint.path}"
-        return f"{method} {path}"
+        endpoint = endpoint_of(ENDPOINTS, method, path)
+        return f"{method} {endpoint.path if endpoint else path}"
 
     def delay_after_429(self, response: httpx.Response, attempt: int) -> float:
         """Retry-After (seconds or an HTTP date) or retry-after-ms when sent; capped backoff otherwise."""
@@ -273,8 +271,9 @@ class AsyncSendblueClient(AsyncApiClient):
         self.last_contacts_walk = report = WalkReport()
         async for page in keyset_walk(
             fetch,
-            order_field="created_at",
-            key_field="phone",
+            bound=to_api_timestamp,
+            order_field=str(ENDPOINTS["list_contacts"].cursor),
+            key_field=str(ENDPOINTS["list_contacts"].key),
             limit=limit,
             max_limit=CONTACTS_PAGE_MAX,
             start=parse_timestamp(created_at_gte),
@@ -397,7 +396,7 @@ class AsyncSendblueClient(AsyncApiClient):
             if value is None:
                 continue
             params[key] = ("true" if value else "false") if isinstance(value, bool) else value
-        body = await self.request("GET", MESSAGES_PATH, params=params)
+        body = await self.request("GET", ENDPOINTS["list_messages"].path, params=params)
         if not isinstance(body, dict):
             raise SendblueError(
                 f"Sendblue answered the messages list with an unexpected body: {_shape(body)}"
@@ -437,8 +436,9 @@ class AsyncSendblueClient(AsyncApiClient):
             self.last_messages_walk = report
         async for page in keyset_walk(
             fetch,
-            order_field="date_updated",
-            key_field="message_handle",
+            bound=to_api_timestamp,
+            order_field=str(ENDPOINTS["list_messages"].cursor),
+            key_field=str(ENDPOINTS["list_messages"].key),
             limit=limit,
             start=parse_timestamp(updated_at_gte),
             what="messages",
@@ -563,15 +563,6 @@ class SendblueClient(SyncFacade):
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _matches_template(template: str, path: str) -> bool:
-    t_parts, p_parts = template.strip("/").split("/"), path.strip("/").split("/")
-    if len(t_parts) != len(p_parts):
-        return False
-    return all(
-        t == p or (t.startswith("{") and t.endswith("}")) for t, p in zip(t_parts, p_parts, strict=True)
-    )
 
 
 def _as_list(body: Any, what: str) -> list[Any]:

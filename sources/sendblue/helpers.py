@@ -14,10 +14,10 @@ import httpx
 from dlt.common.schema.typing import TColumnSchema
 
 from sources.common import settings as common_settings
+from sources.common.paging import WalkReport
 from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError, SendblueSettings
 from sources.sendblue.conversations import ConversationBuilder
 from sources.sendblue.models import MODELS, columns_of
-from sources.sendblue.paging import WalkReport
 from sources.sendblue.settings import STREAMS
 
 log = logging.getLogger("switchboard.sendblue")

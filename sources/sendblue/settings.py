@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sources.common.paging import Endpoint
+
 # the SDKs' default; https://api.sendblue.com serves the same API
 DEFAULT_BASE_URL = "https://api.sendblue.co"
 
@@ -34,30 +36,24 @@ OTHER_RATE_LIMIT_PER_MINUTE = 600
 BULK_CREATE_BATCH_MAX = 500
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One Sendblue endpoint: where it lives, how its answer is wrapped and how it pages."""
-
-    method: str
-    path: str
-    data_path: str | None  # key holding the payload; None when the body itself is the payload
-    pagination: str  # "none", "offset" (bare list, short page ends), "offset_has_more" (pagination.hasMore)
-    rate_limited_as: str  # which client-side limiter the request passes: "messages" or "other"
-
-
+# Every endpoint the client calls. The two lists are walked by timestamp windows (`keyset window`, see
+# sources/common/keyset.py): contacts by created_at (offsets stop at 10,000), messages by date_updated (a
+# status change moves a message to the end of that order). Only the messages list has a documented limit.
 ENDPOINTS: dict[str, Endpoint] = {
     # a bare JSON array, no total and no hasMore: a short page is the only end marker
-    "list_contacts": Endpoint("GET", "/api/v2/contacts", None, "offset", "other"),
-    "count_contacts": Endpoint("GET", "/api/v2/contacts/count", "count", "none", "other"),
-    "get_contact": Endpoint("GET", "/api/v2/contacts/{phone}", "contact", "none", "other"),
-    "create_contact": Endpoint("POST", "/api/v2/contacts", "contact", "none", "other"),
-    "update_contact": Endpoint("PUT", "/api/v2/contacts/{phone}", "contact", "none", "other"),
-    "delete_contact": Endpoint("DELETE", "/api/v2/contacts/{phone}", None, "none", "other"),
-    "bulk_create_contacts": Endpoint("POST", "/api/v2/contacts/bulk", "contacts", "none", "other"),
-    "opt_out": Endpoint("POST", "/api/v2/contacts/opt-out", None, "none", "other"),
+    "list_contacts": Endpoint("/api/v2/contacts", "keyset window", key="phone", cursor="created_at"),
+    "count_contacts": Endpoint("/api/v2/contacts/count", key=None),
+    "get_contact": Endpoint("/api/v2/contacts/{phone}", key="phone"),
+    "create_contact": Endpoint("/api/v2/contacts", method="POST", key="phone"),
+    "update_contact": Endpoint("/api/v2/contacts/{phone}", method="PUT", key="phone"),
+    "delete_contact": Endpoint("/api/v2/contacts/{phone}", method="DELETE", key="phone"),
+    "bulk_create_contacts": Endpoint("/api/v2/contacts/bulk", method="POST", key="phone"),
+    "opt_out": Endpoint("/api/v2/contacts/opt-out", method="POST", key="number"),
     # {"status","data","pagination":{"hasMore","limit","offset","total"}}; the docs' example omits hasMore
-    "list_messages": Endpoint("GET", "/api/v2/messages", "data", "offset_has_more", "messages"),
-    "get_message": Endpoint("GET", "/api/v2/messages/{message_handle}", "data", "none", "other"),
+    "list_messages": Endpoint(
+        "/api/v2/messages", "keyset window", ("data",), bucket="messages", key="message_handle", cursor="date_updated"
+    ),
+    "get_message": Endpoint("/api/v2/messages/{message_handle}", key="message_handle"),
 }
 
 MESSAGES_PATH = ENDPOINTS["list_messages"].path

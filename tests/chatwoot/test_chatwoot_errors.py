@@ -30,7 +30,7 @@ from sources.chatwoot.client import (
     ChatwootTransportError,
     ChatwootUnsafeUrlError,
 )
-from sources.chatwoot.helpers import build_settings
+from sources.chatwoot.readers import build_settings
 
 ASGI_URL = "http://127.0.0.1"
 
@@ -223,10 +223,12 @@ def test_the_token_never_reaches_logs_state_or_reprs(chatwoot_server, warehouse,
 
 def test_discover_describes_every_table():
     streams = {s["table"]: s for s in discover()}
-    assert set(streams) == {"contacts", "contact_labels", "labels", "inboxes", "conversations", "messages"}
+    assert set(streams) == {
+        "contacts", "contact_labels", "labels", "inboxes", "agents", "teams", "conversations", "messages"
+    }
     assert streams["contact_labels"]["primary_key"] == ["contact_id", "label"]
     assert streams["conversations"]["write_disposition"] == "merge"
-    assert streams["conversations"]["incremental_cursor"] == "updated_at"
+    assert streams["conversations"]["cursor"] == "updated_at"
     columns = {c["name"]: c["data_type"] for c in streams["messages"]["columns"]}
     assert columns["conversation_id"] == "bigint" and columns["created_at"] == "timestamp"
     # what discover says is what a load creates

@@ -136,6 +136,8 @@ def test_second_run_adds_nothing_and_asks_only_for_changes(chatwoot_server, ware
         f"GET {CONTACT_LABELS}": labelled,
         "GET /labels": 1,
         "GET /inboxes": 1,
+        "GET /agents": 1,  # the two small tables issue 10 added, one request each
+        "GET /teams": 1,
         # one updated_within request, and no message request since no conversation changed
         f"GET {CONVERSATIONS}": 1,
     }
@@ -244,3 +246,18 @@ def test_loading_messages_alone_does_not_make_conversations_skip_changes(
     [listing] = state.log.matching(route=CONVERSATIONS)
     assert listing.param("updated_within") is not None
     assert_tables_equal_truth(warehouse, state, tables=("conversations", "messages"))
+
+
+def test_agents_and_teams_load_from_their_table_entries(chatwoot_server, warehouse, settings_for):
+    """The two tables added as one endpoint entry + one stream entry each: GET /agents and GET /teams answer
+    bare arrays; one request each, the rows as the API lists them, unknown fields dropped."""
+    server = chatwoot_server("small", seed=6)
+    server.state.log.clear()
+    warehouse.load(settings_for(server.url), resources=("agents", "teams"))
+    with server.state.lock:
+        truth = {a["id"]: (a["email"], a["role"]) for a in server.state.data.agents.values()}
+    got = {row[0]: (row[1], row[2]) for row in warehouse.rows("SELECT id, email, role FROM chatwoot.agents")}
+    assert got == truth and len(got) == 4
+    teams = warehouse.rows("SELECT id, name, is_member, account_id FROM chatwoot.teams ORDER BY id")
+    assert teams == [(1, "support", True, 1), (2, "success", False, 1)]
+    assert counts(server.state) == {"GET /agents": 1, "GET /teams": 1}

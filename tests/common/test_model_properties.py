@@ -81,8 +81,8 @@ def test_chatwoot_models_raise_only_validation_errors(
     page, labels, inboxes, conversations, messages, meta
 ) -> None:
     only_typed_errors(lambda: cw.contact_rows(page))
-    only_typed_errors(lambda: cw.label_rows(labels))
-    only_typed_errors(lambda: cw.inbox_rows(inboxes))
+    only_typed_errors(lambda: cw.model_rows(cw.Label, labels))
+    only_typed_errors(lambda: cw.model_rows(cw.Inbox, inboxes))
     only_typed_errors(lambda: cw.conversation_rows(conversations))
     only_typed_errors(lambda: cw.message_rows(messages, 1))
     only_typed_errors(lambda: cw.PageMeta.model_validate(meta))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.local_sandbox import start_sandboxes
-from sources.chatwoot.helpers import settings_from_config
+from sources.chatwoot import settings_from_config
 
 
 def test_the_export_lines_match_the_simulators_budgets(monkeypatch: pytest.MonkeyPatch) -> None:

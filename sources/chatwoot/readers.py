@@ -18,16 +18,13 @@ from typing import Any
 import httpx
 
 from sources.common import settings as common_settings
+from sources.common.paging import WalkReport
+from sources.common.streams import DELETED_COLUMN
 
 from . import settings as cs
-from .client import (
-    ChatwootClient,
-    ChatwootConfigError,
-    ChatwootNotFoundError,
-    ChatwootSettings,
-    WalkReport,
-)
-from .models import contact_rows, conversation_rows, inbox_rows, label_rows, message_rows
+from .client import ChatwootClient, ChatwootConfigError, ChatwootNotFoundError, ChatwootSettings
+from .endpoints import STREAMS
+from .models import contact_rows, conversation_rows, message_rows, model_rows
 
 log = logging.getLogger("switchboard.chatwoot")
 
@@ -133,7 +130,7 @@ def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[lis
             still_there.append(result)
             seen.add(contact_id)
         else:
-            tombstones.append({"id": contact_id, cs.DELETED_COLUMN: True})
+            tombstones.append({"id": contact_id, DELETED_COLUMN: True})
     if still_there:
         yield contact_rows(still_there)
     if tombstones:
@@ -212,15 +209,12 @@ def contact_label_pages(client: ChatwootClient, mode: str) -> Iterator[list[dict
         yield rows[start : start + ROWS_PER_PAGE]
 
 
-# ------------------------------------------------------------------------------------------ small lists
+# ------------------------------------------------------------------------------------------ plain lists
 
 
-def label_pages(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
-    yield label_rows(client.list_labels())
-
-
-def inbox_pages(client: ChatwootClient) -> Iterator[list[dict[str, Any]]]:
-    yield inbox_rows(client.list_inboxes())
+def list_pages(client: ChatwootClient, table: str) -> Iterator[list[dict[str, Any]]]:
+    """A table read from one unpaginated list endpoint of the same name, as its model's fields."""
+    yield model_rows(STREAMS[table].model, client.rows(table))
 
 
 # ------------------------------------------------------------------------------------------ conversations
@@ -341,15 +335,5 @@ def check_connection(settings: ChatwootSettings, transport: httpx.AsyncBaseTrans
 
 
 def discover() -> list[dict[str, Any]]:
-    """The streams: table, primary key, write disposition, incremental cursor and typed columns."""
-    return [
-        {
-            "table": stream.table,
-            "primary_key": list(stream.primary_key),
-            "write_disposition": stream.write_disposition,
-            "incremental_cursor": stream.incremental_cursor,
-            "description": stream.description,
-            "columns": [{"name": name, "data_type": data_type} for name, data_type in stream.columns.items()],
-        }
-        for stream in cs.STREAMS.values()
-    ]
+    """The streams: table, primary key, write disposition, cursor and typed columns."""
+    return [stream.describe() for stream in STREAMS.values()]

@@ -1,4 +1,4 @@
-"""Keyset walks over Sendblue's offset-paginated lists.
+"""The `keyset window` walker: Sendblue's offset-paginated lists, walked by timestamp windows.
 
 Both lists Sendblue offers page by `limit`/`offset` only, and both misbehave when walked with deep offsets:
 `GET /api/v2/contacts` refuses offsets past 10,000 (one ordering reaches about 11,000 rows), and
@@ -19,56 +19,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sources.sendblue.models import to_api_timestamp
+from sources.common.paging import Page, WalkReport, is_last_page
 
-log = logging.getLogger("switchboard.sendblue")
+log = logging.getLogger("switchboard.paging")
 
 # How many emitted keys a walk from the start remembers for a fallback to plain offsets (a few pages' worth
 # is enough: a server that ignores the window filter shows it on the first windowed page).
 REMEMBERED_KEYS_MAX = 50_000
 
 
-@dataclass
-class Page:
-    rows: list[dict[str, Any]]  # normalised rows in server order
-    has_more: bool | None = None  # None when the API sends no end marker: a short page ends the walk
-    total: int | None = None
-    offset: int = 0
-
-
 # fetch(window_start, offset, limit) -> Page; window_start is an ISO-8601 bound or None for "from the start"
-Fetch = Callable[[str | None, int, int], Awaitable[Page]]
-
-
-@dataclass
-class WalkReport:
-    """What a walk saw; the caller logs or cross-checks it."""
-
-    requests: int = 0
-    rows: int = 0
-    windows: int = 0
-    # timestamps of tie groups the offset cap could not get through
-    stuck_timestamps: list[str] = field(default_factory=list)
-    # timestamps whose tie group came back reordered between pages with no stable way to re-list it
-    reordered_ties: list[str] = field(default_factory=list)
-    fell_back_to_offsets: bool = False
-    undated: int = 0  # rows seen without the order field (sorted last, out of any window's reach)
-    truncated_at_cap: bool = False  # offset mode hit the cap with more rows left
-
-
-def is_last_page(page: Page, limit: int) -> bool:
-    """`pagination.hasMore` when the API sends it; else the total, else a short page (or an empty one)."""
-    if not page.rows:
-        return True
-    if page.has_more is not None:
-        return not page.has_more
-    if page.total is not None and page.offset + len(page.rows) >= page.total:
-        return True
-    return len(page.rows) < limit
+WindowFetch = Callable[[str | None, int, int], Awaitable[Page]]
 
 
 def _step_past(moment: datetime) -> datetime:
@@ -84,8 +48,9 @@ TieGroupReader = Callable[[datetime, set[Any]], Awaitable[tuple[list[dict[str, A
 
 
 async def keyset_walk(
-    fetch: Fetch,
+    fetch: WindowFetch,
     *,
+    bound: Callable[[datetime], str],
     order_field: str,
     key_field: str,
     limit: int,
@@ -131,8 +96,8 @@ async def keyset_walk(
         report.windows += 1
 
     while True:
-        page = await fetch(to_api_timestamp(window) if window is not None else None, offset, page_limit)
-        report.requests += 1
+        page = await fetch(bound(window) if window is not None else None, offset, page_limit)
+        report.pages += 1
         rows = page.rows
         dated = [r for r in rows if r.get(order_field) is not None]
         undated_at_end = len(dated) < len(rows) and all(
@@ -190,7 +155,7 @@ async def keyset_walk(
                     remember(rest)
                     yield rest
                 if not complete:
-                    _report_stuck(report, window, what, offset_cap)
+                    _report_stuck(report, bound(window), what, offset_cap)
                 if is_last_page(page, page_limit):
                     return
                 if last == window:
@@ -198,12 +163,12 @@ async def keyset_walk(
                     continue
                 # else the window moves on to this page's last timestamp, past the group, below
             else:
-                report.reordered_ties.append(to_api_timestamp(window))
+                report.reordered_ties.append(bound(window))
                 log.warning(
                     "Sendblue returned %s that share the timestamp %s in a different order on each page; "
                     "some of them may have been skipped",
                     what,
-                    to_api_timestamp(window),
+                    bound(window),
                 )
 
         if is_last_page(page, page_limit):
@@ -230,12 +195,11 @@ async def keyset_walk(
                     remember(rest)
                     yield rest
             if group is None or not group[1]:
-                _report_stuck(report, window, what, offset_cap)
+                _report_stuck(report, bound(window), what, offset_cap)
             step_past(window)
 
 
-def _report_stuck(report: WalkReport, last: datetime, what: str, offset_cap: int | None) -> None:
-    stamp = to_api_timestamp(last)
+def _report_stuck(report: WalkReport, stamp: str, what: str, offset_cap: int | None) -> None:
     report.stuck_timestamps.append(stamp)
     log.warning(
         "Sendblue: too many %s share the timestamp %s for the API's offset cap (%s) to list them all; "
@@ -247,12 +211,12 @@ def _report_stuck(report: WalkReport, last: datetime, what: str, offset_cap: int
 
 
 async def _offset_walk(
-    fetch: Fetch, key_field: str, limit: int, offset_cap: int | None, already: set[Any], report: WalkReport
+    fetch: WindowFetch, key_field: str, limit: int, offset_cap: int | None, already: set[Any], report: WalkReport
 ) -> AsyncIterator[list[dict[str, Any]]]:
     offset = 0
     while offset_cap is None or offset <= offset_cap:
         page = await fetch(None, offset, limit)
-        report.requests += 1
+        report.pages += 1
         fresh = [r for r in page.rows if r.get(key_field) not in already]
         if fresh:
             report.rows += len(fresh)
