@@ -10,6 +10,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-airflow
 .PHONY: test lint venv clean demo airflow-venv bench bench-large
 
 $(STAMP): pyproject.toml
+	@echo "Installing switchboard and its dev tools into $(VENV) (about a minute, once; pip is quiet meanwhile)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
@@ -21,6 +22,7 @@ venv: $(STAMP)
 # libraries; keeping it apart leaves .venv as users install it). Created once, then reused. A failed
 # install does not stop `make test`: the Airflow test then skips locally and fails when CI is set.
 $(AIRFLOW_STAMP): pyproject.toml
+	@echo "Installing Airflow 3 and switchboard into $(AIRFLOW_VENV) for the DAG test (a few minutes, once)..."
 	@( $(PYTHON) -m venv $(AIRFLOW_VENV) \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet -e ".[airflow]" \
