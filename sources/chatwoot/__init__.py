@@ -15,7 +15,6 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from . import settings as cs
 from .client import ChatwootClient, ChatwootSettings
 from .endpoints import SIMPLE_LISTS, STREAMS
 from .readers import (
@@ -45,21 +44,21 @@ def chatwoot_source(
     base_url: str | None = dlt.config.value,
     account_id: int | None = dlt.config.value,
     api_access_token: str | None = dlt.secrets.value,
-    rate_limit_per_minute: int | str = cs.DEFAULT_RATE_LIMIT_PER_MINUTE,
-    rate_limit_window_seconds: float = cs.DEFAULT_RATE_LIMIT_WINDOW_SECONDS,
-    concurrency: int = cs.DEFAULT_CONCURRENCY,
-    timeout: float = cs.DEFAULT_TIMEOUT_SECONDS,
-    max_retries: int = cs.DEFAULT_MAX_RETRIES,
-    retry_backoff_seconds: float = cs.DEFAULT_RETRY_BACKOFF_SECONDS,
-    page_cap: int = cs.DEFAULT_PAGE_CAP,
-    contact_labels_mode: str = cs.DEFAULT_CONTACT_LABELS_MODE,
-    conversations_safety_margin_seconds: int = cs.DEFAULT_CONVERSATIONS_SAFETY_MARGIN_SECONDS,
-    conversations_max_updated_within_seconds: int = cs.DEFAULT_CONVERSATIONS_MAX_UPDATED_WITHIN_SECONDS,
+    rate_limit_per_minute: str | int | None = None,  # "auto" or a number: dlt must not coerce it to int
+    rate_limit_window_seconds: float | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    retry_backoff_seconds: float | None = None,
+    page_cap: int | None = None,
+    contact_labels_mode: str | None = None,
+    conversations_safety_margin_seconds: int | None = None,
+    conversations_max_updated_within_seconds: int | None = None,
     settings: ChatwootSettings | None = None,
     transport: Any = None,
 ) -> Sequence[DltResource]:
-    """Every Chatwoot table of `endpoints.STREAMS`. Every argument is a `[sources.chatwoot]` key (documented
-    in .dlt/config.toml); an explicit `settings` replaces them all."""
+    """Every Chatwoot table of `endpoints.STREAMS`. Every argument is a `[sources.chatwoot]` key; one left
+    unset takes the default of `ChatwootSettings`. An explicit `settings` replaces them all."""
     if settings is None:
         settings = build_settings(
             {
@@ -87,7 +86,10 @@ def chatwoot_source(
         "conversations": lambda: conversations_read(client, settings),
         **{table: partial(list_pages, client, table) for table in SIMPLE_LISTS},
     }
-    resources = {table: dlt.resource(_generator(read), **STREAMS[table].hints()) for table, read in readers.items()}
+    resources = {
+        table: dlt.resource(_generator(read), parallelized=True, **STREAMS[table].hints())
+        for table, read in readers.items()
+    }
 
     def messages(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         """Messages of the new or changed conversations in each conversations page (merge on id)."""

@@ -17,7 +17,6 @@ from sources.common import settings as common_settings
 from sources.common.paging import WalkReport
 from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError, SendblueSettings
 from sources.sendblue.conversations import ConversationBuilder
-from sources.sendblue.models import MODELS, columns_of
 from sources.sendblue.settings import STREAMS
 
 log = logging.getLogger("switchboard.sendblue")
@@ -157,39 +156,13 @@ def settings_from_config(**overrides: Any) -> SendblueSettings:
 
 
 def discover() -> list[dict[str, Any]]:
-    """Each Sendblue stream: table, primary key, write disposition, incremental cursor and columns. No network."""
-    out = []
-    for stream in STREAMS:
-        out.append(
-            {
-                "table": stream.table,
-                "primary_key": list(stream.primary_key),
-                "write_disposition": stream.write_disposition,
-                "cursor": stream.cursor,
-                "description": stream.description,
-                "columns": columns_of(MODELS[stream.model]) + _derived_columns(stream.table),
-            }
-        )
-    return out
-
-
-def _derived_columns(table: str) -> list[dict[str, Any]]:
-    if table == "messages":
-        return [{"name": "conversation_id", "data_type": "text", "nullable": False}]
-    return []
+    """Each Sendblue stream: table, primary key, write disposition, cursor and columns. No network."""
+    return [stream.describe() for stream in STREAMS.values()]
 
 
 def column_hints(table: str) -> dict[str, TColumnSchema]:
     """dlt column hints for a table: declared types, so JSON stays JSON and timestamps are timestamps."""
-    stream = next(s for s in STREAMS if s.table == table)
-    cols = columns_of(MODELS[stream.model]) + _derived_columns(table)
-    hints: dict[str, TColumnSchema] = {
-        c["name"]: {"data_type": c["data_type"], "nullable": c["nullable"]} for c in cols
-    }
-    if table == "contacts":
-        # tombstones of deleted contacts: dlt deletes the row instead of storing the flag
-        hints["_deleted"] = {"data_type": "bool", "nullable": True, "hard_delete": True}
-    return hints
+    return STREAMS[table].column_hints()
 
 
 def check_connection(

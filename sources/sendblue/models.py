@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, get_args, get_origin
+from typing import Any
 
 from pydantic import (
     AliasChoices,
@@ -272,39 +272,3 @@ def phone_of(fields: dict[str, Any]) -> str:
     raise ValueError("a Sendblue contact needs a phone number (E.164) under `phone`")
 
 
-# --------------------------------------------------------------------------- column hints
-
-
-_DLT_TYPES: dict[Any, str] = {
-    str: "text",
-    bool: "bool",
-    int: "bigint",
-    float: "double",
-    datetime: "timestamp",
-}
-
-
-def _dlt_type(annotation: Any) -> str:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    base = args[0] if args else annotation
-    if get_origin(base) in (list, dict) or base in (list, dict):
-        return "json"
-    return _DLT_TYPES.get(base, "text")
-
-
-def columns_of(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """Column name, dlt data type and nullability for every field of a model, in declaration order."""
-    out = []
-    for name, info in model.model_fields.items():
-        out.append(
-            {"name": name, "data_type": _dlt_type(info.annotation), "nullable": not info.is_required()}
-        )
-    return out
-
-
-MODELS: dict[str, type[BaseModel]] = {
-    "Contact": Contact,
-    "ContactTag": ContactTag,
-    "Message": Message,
-    "Conversation": Conversation,
-}

@@ -6,9 +6,9 @@ finds each quirk's reason next to the value it forces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sources.common.paging import Endpoint
+from sources.common.streams import Stream
+from sources.sendblue import models as m
 
 # the SDKs' default; https://api.sendblue.com serves the same API
 DEFAULT_BASE_URL = "https://api.sendblue.co"
@@ -59,52 +59,42 @@ ENDPOINTS: dict[str, Endpoint] = {
 MESSAGES_PATH = ENDPOINTS["list_messages"].path
 
 
-@dataclass(frozen=True)
-class Stream:
-    """One loaded table, as `discover()` reports it and the dlt resources declare it."""
-
-    table: str
-    primary_key: tuple[str, ...]
-    write_disposition: str
-    cursor: str | None
-    model: str  # the pydantic model in models.py that lists its columns
-    description: str
-
-
-STREAMS: tuple[Stream, ...] = (
-    Stream(
-        "contacts",
-        ("phone",),
-        "merge",
-        None,
-        "Contact",
-        "Every contact, full walk each run (Sendblue has no updated_at on contacts); both key casings "
-        "normalised to snake_case; custom_variables kept as one JSON column.",
-    ),
-    Stream(
-        "contact_tags",
-        ("phone", "tag"),
-        "replace",
-        None,
-        "ContactTag",
-        "One row per tag on a contact, unnested from the contacts' tags (there is no tags endpoint).",
-    ),
-    Stream(
-        "messages",
-        ("message_handle",),
-        "merge",
-        "date_updated",
-        "Message",
-        "Messages, incremental on date_updated (updated_at_gte, order_by=updatedAt asc); status changes "
-        "after sending bump date_updated, so edited messages are merged again.",
-    ),
-    Stream(
-        "conversations",
-        ("conversation_id",),
-        "merge",
-        None,
-        "Conversation",
-        "One row per thread derived from messages: a 1:1 thread is (sendblue_number, number), a group "
-        "thread is group_id; counts, first and last message times, last message preview.",
-    ),
-)
+STREAMS: dict[str, Stream] = {
+    s.table: s
+    for s in (
+        Stream(
+            "contacts",
+            ("phone",),
+            "merge",
+            m.Contact,
+            "Every contact, full walk each run (Sendblue has no updated_at on contacts); both key casings "
+            "normalised to snake_case; custom_variables kept as one JSON column.",
+            deletes=True,
+        ),
+        Stream(
+            "contact_tags",
+            ("phone", "tag"),
+            "replace",
+            m.ContactTag,
+            "One row per tag on a contact, unnested from the contacts' tags (there is no tags endpoint).",
+        ),
+        Stream(
+            "messages",
+            ("message_handle",),
+            "merge",
+            m.Message,
+            "Messages, incremental on date_updated (updated_at_gte, order_by=updatedAt asc); status changes "
+            "after sending bump date_updated, so edited messages are merged again.",
+            cursor="date_updated",
+            derived=(("conversation_id", "text", False),),
+        ),
+        Stream(
+            "conversations",
+            ("conversation_id",),
+            "merge",
+            m.Conversation,
+            "One row per thread derived from messages: a 1:1 thread is (sendblue_number, number), a group "
+            "thread is group_id; counts, first and last message times, last message preview.",
+        ),
+    )
+}

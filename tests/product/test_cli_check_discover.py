@@ -102,6 +102,8 @@ EXPECTED_STREAMS = {
         "contact_labels": ["contact_id", "label"],
         "labels": ["id"],
         "inboxes": ["id"],
+        "agents": ["id"],  # added by issue 10 (agents and teams tables)
+        "teams": ["id"],
         "conversations": ["id"],
         "messages": ["id"],
     },
