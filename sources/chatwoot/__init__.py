@@ -86,6 +86,8 @@ def chatwoot_source(
         "conversations": lambda: conversations_read(client, settings),
         **{table: partial(list_pages, client, table) for table in SIMPLE_LISTS},
     }
+    # parallelized: the contacts walk, the label reads and the conversations walk each wait on the network,
+    # so they overlap (all through the one client and its limiter) instead of taking turns
     resources = {
         table: dlt.resource(_generator(read), parallelized=True, **STREAMS[table].hints())
         for table, read in readers.items()
