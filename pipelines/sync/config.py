@@ -11,16 +11,11 @@ from typing import Any, Literal
 import dlt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from destinations.targets import TARGETS, Target
 from sources.common.settings import set_keys, unknown_keys
 
-Target = Literal["sendblue.contacts", "sendblue.opt_outs", "chatwoot.contacts", "chatwoot.contact_labels"]
 Mode = Literal["upsert", "update_only", "create_only"]
-MatchOn = Literal["identifier", "email", "phone_number"]
 
-TARGETS: tuple[str, ...] = ("sendblue.contacts", "sendblue.opt_outs", "chatwoot.contacts", "chatwoot.contact_labels")
-
-# Sendblue documents no maximum for POST /api/v2/contacts/bulk; its own notes advise batches of 100 to 500.
-SENDBLUE_BULK_MAX = 500
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_CONCURRENCY = 4
 # bump when the meaning of a ledger hash changes, so every row is re-evaluated once
@@ -38,11 +33,11 @@ class SyncConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    target: Target
+    target: str
     query: str | None = None
     table: str | None = None
     mode: Mode = "upsert"
-    match_on: MatchOn | None = None
+    match_on: str | None = None
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)
     rate_limit_per_minute: int | None = Field(None, ge=0)
     concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, le=64)
@@ -56,6 +51,13 @@ class SyncConfig(BaseModel):
     warehouse: str | None = None
     # a request that timed out may still be landing server-side: wait this long before reading it back
     reconcile_delay_seconds: float = Field(2.0, ge=0)
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if value not in TARGETS:
+            raise ValueError(f"unknown target {value!r}: choose {', '.join(TARGETS)}")
+        return value
 
     @field_validator("table")
     @classmethod
@@ -74,20 +76,26 @@ class SyncConfig(BaseModel):
     def _one_source(self) -> SyncConfig:
         if bool(self.query) == bool(self.table):
             raise ValueError("set exactly one of query or table")
-        if self.match_on is not None and not self.target.startswith("chatwoot."):
-            raise ValueError("match_on applies to chatwoot targets only")
+        choices = self.target_class.match_columns
+        if self.match_on is not None and self.match_on not in choices:
+            if not choices:
+                raise ValueError(f"match_on does not apply to {self.target} (its rows are keyed by {self.target_class.key_field})")
+            raise ValueError(f"match_on must be one of {', '.join(choices)}")
         return self
 
     @property
+    def target_class(self) -> type[Target]:
+        return TARGETS[self.target]
+
+    @property
     def api(self) -> str:
-        return self.target.split(".", 1)[0]
+        return self.target_class.api
 
     @property
     def effective_batch_size(self) -> int:
-        """batch_size, capped at what the target's bulk endpoint takes."""
-        if self.target == "sendblue.contacts":
-            return min(self.batch_size, SENDBLUE_BULK_MAX)
-        return self.batch_size
+        """batch_size, capped at what the target's write requests take."""
+        cap = self.target_class.batch_max
+        return min(self.batch_size, cap) if cap else self.batch_size
 
     def source_sql(self) -> str:
         """The SQL that yields the desired rows."""

@@ -1,5 +1,5 @@
 """The SQL side of a sync: hash every desired row in the warehouse and hand Python only the rows that may
-need work.
+need work; and read the target's loaded table for which keys exist remotely.
 
 Each row of the sync's query gets `_sb_source_hash`: an MD5 of the sync's fingerprint, the column names
 and every column as text. The candidates are the rows whose hash matches no settled (`synced`/`skipped`)
@@ -8,19 +8,18 @@ would otherwise both pass as unchanged). Everything else is unchanged and never 
 a run over unchanged data costs about one scan and hash of the query result.
 
 Duplicates that are not identical cannot both match the ledger (it holds one hash per key), so at least
-one of them reaches Python, where the key is normalised and the clash found (see run.build_plan).
+one of them reaches Python, where the key is normalised and the clash found (see diff.build_plan).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from destinations.warehouse import Warehouse, quote_ident, strip_statement
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.ledger import SETTLED, SYNCED
-from pipelines.sync.rows import key_columns
 
 HASH_COLUMN = "_sb_source_hash"
 
@@ -29,12 +28,18 @@ class QueryShapeError(ValueError):
     """The sync's query lacks a column the target needs (its key)."""
 
 
-def infer_match_on(columns: Iterable[str]) -> str | None:
+def match_on_for(config: SyncConfig, columns: Iterable[str]) -> str | None:
+    """The sync's match_on, or the first of the target's match columns the query yields."""
+    choices = config.target_class.match_columns
+    if config.match_on or not choices:
+        return config.match_on
     present = set(columns)
-    for name in ("identifier", "email", "phone_number"):
-        if name in present:
-            return name
-    return None
+    inferred = next((name for name in choices if name in present), None)
+    if inferred is None:
+        raise QueryShapeError(
+            f"sync {config.name!r}: set match_on ({', '.join(choices)}); the query has none of those columns"
+        )
+    return inferred
 
 
 class DesiredRows:
@@ -55,7 +60,7 @@ class DesiredRows:
         self.sql = strip_statement(config.source_sql())
         self.columns = columns
         self.match_on = match_on
-        missing = [c for c in key_columns(config.target, match_on) if c not in self.columns]
+        missing = [c for c in config.target_class.key_columns(match_on) if c not in self.columns]
         if missing:
             raise QueryShapeError(
                 f"the query of sync {config.name!r} has no column {', '.join(missing)} "
@@ -134,3 +139,31 @@ class DesiredRows:
             f"(SELECT 1 FROM {self.relation} AS d WHERE d.{HASH_COLUMN} = l.source_hash)",
             [self.config.name],
         )
+
+
+def remote_index(
+    wh: Warehouse, config: SyncConfig, match_on: str | None, keys: Sequence[str]
+) -> dict[str, str | None] | None:
+    """Ids of the records these keys match in the target's loaded table (in the dataset named after its
+    API), or None when the target has none or it is not in the warehouse. Tombstoned rows are ignored."""
+    remote = config.target_class.remote_table
+    column = (remote.key_column or match_on) if remote else None
+    if remote is None or column is None or not wh.table_exists(config.api, remote.table):
+        return None
+    columns = set(wh.table_columns(config.api, remote.table))
+    if column not in columns:
+        return None
+    id_sql = quote_ident(remote.id_column) if remote.id_column in columns else quote_ident(column)
+    live = ' AND ("_deleted" IS NULL OR NOT "_deleted")' if "_deleted" in columns else ""
+    # keys are normalised as the row models do: emails lower-case
+    match_sql = f"LOWER({quote_ident(column)})" if column == "email" else quote_ident(column)
+    table = f"{config.api}.{remote.table}"
+    index: dict[str, str | None] = {}
+    wanted = sorted(set(keys))
+    step = wh.max_in_values
+    for start in range(0, len(wanted), step):
+        condition, params = wh.in_values(match_sql, wanted[start : start + step])
+        rows = wh.query(f"SELECT {id_sql} AS remote_id, {match_sql} AS match_key FROM {table} WHERE {condition}{live}", params)
+        for row in rows:
+            index[str(row["match_key"])] = None if row["remote_id"] is None else str(row["remote_id"])
+    return index

@@ -1,7 +1,7 @@
-"""The reverse_etl tables: `sync_ledger` (per sync and key: what was last sent, and whether it is confirmed),
-`sync_log` (every outcome of every run, rejected rows included), `sync_runs` (one row per run) and
-`sync_rejects` (the rows the last run rejected, by source hash: a row rejected again unchanged is "still
-rejected" and does not make a run partial again).
+"""The reverse_etl tables: `sync_ledger` (per sync and key: what was last sent, and whether it is
+confirmed), `sync_log` (every outcome of every run, rejected rows included), `sync_runs`
+(one row per run) and `sync_rejects` (the rows the last run rejected, by source hash: a row rejected
+again unchanged is "still rejected" and does not make a run partial again).
 
 Created with portable SQL (DuckDB, Postgres and other SQL warehouses). The ledger has no unique
 constraint: one process owns a sync's rows while it runs, and every write replaces a key's row inside one
@@ -249,12 +249,6 @@ class Ledger:
                 entry = _entry(row)
                 found[entry.key] = entry
         return found
-
-    def entries_with_status(self, status: str) -> dict[str, LedgerEntry]:
-        rows = self.wh.query(
-            f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND status = ?", [self.sync_name, status]
-        )
-        return {entry.key: entry for entry in map(_entry, rows)}
 
     def previous_rejects(self) -> set[str]:
         """Source hashes of the rows the sync's last run rejected (none before the table exists)."""

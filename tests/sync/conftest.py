@@ -20,6 +20,7 @@ from sandbox.sendblue import create_app as create_sendblue
 from sandbox.server import RunningServer, serve_in_thread
 
 CONFIG_PREFIXES = ("SOURCES__", "DESTINATION__", "SYNCS__", "REVERSE_ETL__")
+SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
 
 
 @pytest.fixture
@@ -103,8 +104,9 @@ class SyncEnv:
         return env
 
     def run_module(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`switchboard sync ARGS` in a subprocess."""
         return subprocess.run(
-            [sys.executable, "-m", "pipelines.sync", *args],
+            [SWITCHBOARD, "sync", *args],
             env=self.subprocess_env(),
             cwd=str(self.workdir),
             capture_output=True,
@@ -114,7 +116,7 @@ class SyncEnv:
 
     def spawn_module(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "pipelines.sync", *args],
+            [SWITCHBOARD, "sync", *args],
             env=self.subprocess_env(),
             cwd=str(self.workdir),
             stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Exactly-once effect across crashes: `python -m pipelines.sync` is SIGKILLed in the middle of a bulk
+"""Exactly-once effect across crashes: `switchboard sync` is SIGKILLed in the middle of a bulk
 create (and, separately, in the middle of updates), then run again. Every wanted contact ends up present
 once, no create or update is sent twice, nothing is skipped, and the ledger matches what the API holds."""
 

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.sync.config import TARGETS
-from pipelines.sync.rows import ROW_MODELS, DesiredRow, Reject, RowValidator
+from destinations.targets import TARGETS
+from pipelines.sync.rows import DesiredRow, Reject, RowValidator
 
 json_leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 nested_json = st.recursive(
@@ -45,12 +45,12 @@ values = (
     # a MAP some drivers hand over as key/value pairs, keys of any type (lists too)
     | st.lists(st.fixed_dictionaries({"key": scalars | st.lists(st.integers(), max_size=2), "value": scalars}), max_size=3)
 )
-FIELDS = sorted({name for model in ROW_MODELS.values() for name in model.model_fields} | {"label", "extra"})
+FIELDS = sorted({name for target in TARGETS.values() for name in target.row_model.model_fields} | {"label", "extra"})
 rows = st.dictionaries(st.sampled_from(FIELDS), values, max_size=len(FIELDS))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(raw=rows, target=st.sampled_from(TARGETS), match_on=st.sampled_from(["identifier", "email", "phone_number"]),
+@given(raw=rows, target=st.sampled_from(sorted(TARGETS)), match_on=st.sampled_from(["identifier", "email", "phone_number"]),
        region=st.sampled_from([None, "US", "GB"]), strict=st.booleans())
 def test_the_row_validator_returns_a_reject_or_a_desired_row(
     raw: dict[str, Any], target: str, match_on: str, region: str | None, strict: bool

@@ -88,6 +88,11 @@ def test_an_unreachable_api_fails_the_run_and_leaves_intent_for_the_next_one(mak
     assert run["status"] == result.status
 
 
+def listing(stdout: str) -> list[list[str]]:
+    """(name, target) of each row `switchboard sync --list` prints."""
+    return [line.split()[:2] for line in stdout.splitlines()]
+
+
 def test_syncs_are_declared_through_dlt_config_and_listed(make_env, h) -> None:
     env = make_env()
     env.sync("alpha", target="sendblue.opt_outs", query="SELECT phone FROM crm.x", batch_size=50)
@@ -111,12 +116,12 @@ def test_syncs_are_declared_through_dlt_config_and_listed(make_env, h) -> None:
         list_syncs()
     listed = env.run_module("--list")
     assert listed.returncode == 1 and "broken" in listed.stderr and "both" in listed.stderr
-    assert "alpha\tsendblue.opt_outs" in listed.stdout, "the valid syncs are still listed"
+    assert ["alpha", "sendblue.opt_outs"] in listing(listed.stdout), "the valid syncs are still listed"
     env.drop_sync("broken")
     env.drop_sync("both")
     listed = env.run_module("--list")
     assert listed.returncode == 0, listed.stderr
-    assert "alpha\tsendblue.opt_outs" in listed.stdout and "beta\tchatwoot.contacts" in listed.stdout
+    assert ["alpha", "sendblue.opt_outs"] in listing(listed.stdout) and ["beta", "chatwoot.contacts"] in listing(listed.stdout)
 
 
 def test_a_query_without_the_key_column_fails_with_a_clear_message(sendblue_box, make_env, h) -> None:
