@@ -64,6 +64,13 @@ def account_identity(source: str) -> tuple[str, str]:
     raise ValueError(f"unknown source {source!r}")
 
 
+def account_fingerprint(source: str) -> tuple[str, str]:
+    """(shown, digest) of the account a source reads: the digest keys what belongs to the account alone
+    (a sync's ledger rows) and holds no secret."""
+    shown, key = account_identity(source)
+    return shown, _digest(f"{source}|{key}", 16)
+
+
 def warehouse_identity(destination: Any) -> tuple[str, str]:
     """(shown, key) identity of a warehouse: the DuckDB file, or host:port/database, never a password.
 

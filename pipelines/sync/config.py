@@ -49,6 +49,8 @@ class SyncConfig(BaseModel):
     # possible: reject only what cannot be a phone; strict: also numbers outside assigned ranges
     phone_validation: Literal["possible", "strict"] = "possible"
     warehouse: str | None = None
+    # where `switchboard load` put the target API's tables (its `--dataset`); default: the API's name
+    loaded_dataset: str | None = None
     # a request that timed out may still be landing server-side: wait this long before reading it back
     reconcile_delay_seconds: float = Field(2.0, ge=0)
 
@@ -65,6 +67,13 @@ class SyncConfig(BaseModel):
         # a table name is spliced into SQL, so it must be an identifier path, not a statement
         if value is not None and not re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}", value):
             raise ValueError("table must be a table name such as sendblue.contacts (use query for SQL)")
+        return value
+
+    @field_validator("loaded_dataset")
+    @classmethod
+    def _plain_dataset_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("loaded_dataset must be a dataset (schema) name such as chatwoot")
         return value
 
     @field_validator("default_region")
@@ -90,6 +99,11 @@ class SyncConfig(BaseModel):
     @property
     def api(self) -> str:
         return self.target_class.api
+
+    @property
+    def dataset(self) -> str:
+        """The dataset holding the target API's loaded tables."""
+        return self.loaded_dataset or self.api
 
     @property
     def effective_batch_size(self) -> int:

@@ -52,14 +52,16 @@ class DesiredRows:
         columns: list[str],
         match_on: str | None,
         ledger_table: str | None,
+        account: str,
     ):
         """`columns`: what the query yields; `ledger_table`: the sync_ledger table, or None when it does
-        not exist yet (a first dry run)."""
+        not exist yet (a first dry run); `account`: whose ledger rows count."""
         self.wh = wh
         self.config = config
         self.sql = strip_statement(config.source_sql())
         self.columns = columns
         self.match_on = match_on
+        self.account = account
         missing = [c for c in config.target_class.key_columns(match_on) if c not in self.columns]
         if missing:
             raise QueryShapeError(
@@ -83,7 +85,7 @@ class DesiredRows:
         statuses = ", ".join(f"'{status}'" for status in SETTLED)
         return (
             f"SELECT l.source_hash FROM {self.ledger_table} AS l "
-            f"WHERE l.sync_name = ? AND l.status IN ({statuses})"
+            f"WHERE l.sync_name = ? AND l.account = ? AND l.status IN ({statuses})"
         )
 
     # -- reads
@@ -102,7 +104,7 @@ class DesiredRows:
         hashes = self.wh.query(
             f"SELECT d.h FROM (SELECT {self._hash_expr()} AS h FROM ({self.sql}) AS q) AS d GROUP BY d.h "
             f"HAVING COUNT(*) > 1 OR NOT EXISTS ({self._settled()} AND l.source_hash = d.h)",
-            [self.config.name],
+            [self.config.name, self.account],
         )
         wanted = [str(r["h"]) for r in hashes]
         if not wanted:
@@ -135,29 +137,29 @@ class DesiredRows:
             return []
         return self.wh.query(
             f"SELECT l.record_key, l.payload, l.remote_id FROM {self.ledger_table} AS l WHERE l.sync_name = ? "
-            f"AND l.status = '{SYNCED}' AND NOT EXISTS "
+            f"AND l.account = ? AND l.status = '{SYNCED}' AND NOT EXISTS "
             f"(SELECT 1 FROM {self.relation} AS d WHERE d.{HASH_COLUMN} = l.source_hash)",
-            [self.config.name],
+            [self.config.name, self.account],
         )
 
 
 def remote_index(
     wh: Warehouse, config: SyncConfig, match_on: str | None, keys: Sequence[str]
 ) -> dict[str, str | None] | None:
-    """Ids of the records these keys match in the target's loaded table (in the dataset named after its
-    API), or None when the target has none or it is not in the warehouse. Tombstoned rows are ignored."""
+    """Ids of the records these keys match in the target's loaded table (in the sync's loaded dataset),
+    or None when the target has none or it is not in the warehouse. Tombstoned rows are ignored."""
     remote = config.target_class.remote_table
     column = (remote.key_column or match_on) if remote else None
-    if remote is None or column is None or not wh.table_exists(config.api, remote.table):
+    if remote is None or column is None or not wh.table_exists(config.dataset, remote.table):
         return None
-    columns = set(wh.table_columns(config.api, remote.table))
+    columns = set(wh.table_columns(config.dataset, remote.table))
     if column not in columns:
         return None
     id_sql = quote_ident(remote.id_column) if remote.id_column in columns else quote_ident(column)
     live = ' AND ("_deleted" IS NULL OR NOT "_deleted")' if "_deleted" in columns else ""
     # keys are normalised as the row models do: emails lower-case
     match_sql = f"LOWER({quote_ident(column)})" if column == "email" else quote_ident(column)
-    table = f"{config.api}.{remote.table}"
+    table = f"{config.dataset}.{remote.table}"
     index: dict[str, str | None] = {}
     wanted = sorted(set(keys))
     step = wh.max_in_values

@@ -30,7 +30,7 @@ def build_plan(
     columns = wh.query_columns(config.source_sql())
     match_on = match_on_for(config, columns)
     plan = Plan(config=config, match_on=match_on)
-    desired = DesiredRows(wh, config, columns, match_on, ledger.tables.ledger if ledger_exists else None)
+    desired = DesiredRows(wh, config, columns, match_on, ledger.tables.ledger if ledger_exists else None, ledger.account)
     plan.rows_read = desired.count()
     candidates = desired.candidates()
     known = set(target.row_model.model_fields) | {match_on or ""}

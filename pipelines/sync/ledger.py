@@ -1,11 +1,16 @@
-"""The reverse_etl tables: `sync_ledger` (per sync and key: what was last sent, and whether it is
-confirmed), `sync_log` (every outcome of every run, rejected rows included), `sync_runs`
+"""The reverse_etl tables: `sync_ledger` (per sync, target account and key: what was last sent, and
+whether it is confirmed), `sync_log` (every outcome of every run, rejected rows included), `sync_runs`
 (one row per run) and `sync_rejects` (the rows the last run rejected, by source hash: a row rejected
 again unchanged is "still rejected" and does not make a run partial again).
 
 Created with portable SQL (DuckDB, Postgres and other SQL warehouses). The ledger has no unique
 constraint: one process owns a sync's rows while it runs, and every write replaces a key's row inside one
 transaction (DELETE then INSERT), which also avoids DuckDB's eager unique-index checks on re-inserted keys.
+
+A ledger row belongs to the account it was sent to (`account`: a digest of the target's base URL and
+account id or key id, `pipelines.identity`): pointed at another account, a sync finds no ledger rows
+there and reads the remote state again, and its rows for the first account stay for when it returns.
+Rows written before the ledger kept accounts have none and are never trusted.
 
 Ledger statuses:
 - `pending`: the row is about to be sent or its send's outcome is unknown (the process died, or a timeout
@@ -38,6 +43,7 @@ SETTLED = (SYNCED, SKIPPED)
 
 LEDGER_COLUMNS = (
     "sync_name",
+    "account",
     "record_key",
     "status",
     "row_hash",
@@ -115,6 +121,7 @@ class Tables:
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
             f"""CREATE TABLE IF NOT EXISTS {self.ledger} (
                 sync_name VARCHAR NOT NULL,
+                account VARCHAR,
                 record_key VARCHAR NOT NULL,
                 status VARCHAR NOT NULL,
                 row_hash VARCHAR,
@@ -126,6 +133,7 @@ class Tables:
                 run_id VARCHAR,
                 updated_at TIMESTAMP
             )""",
+            f"ALTER TABLE {self.ledger} ADD COLUMN IF NOT EXISTS account VARCHAR",  # ledgers older than it
             f"""CREATE TABLE IF NOT EXISTS {self.log} (
                 run_id VARCHAR NOT NULL,
                 sync_name VARCHAR NOT NULL,
@@ -216,22 +224,25 @@ def ensure_tables(wh: Warehouse, tables: Tables) -> None:
 
 
 def tables_exist(wh: Warehouse, tables: Tables) -> bool:
-    # a probe instead of information_schema, which DuckDB answers far more slowly than a no-row select
+    # a probe instead of information_schema, which DuckDB answers far more slowly than a no-row select;
+    # a ledger without the account column holds no row any account may trust
     try:
-        wh.query(f"SELECT 1 AS present FROM {tables.ledger} WHERE 1 = 0")
+        wh.query(f"SELECT account FROM {tables.ledger} WHERE 1 = 0")
     except WarehouseError:
         return False
     return True
 
 
 class Ledger:
-    """Reads and writes one sync's ledger rows and log lines; every write is one transaction."""
+    """Reads and writes one sync's ledger rows for one target account, and its log lines; every write is
+    one transaction."""
 
-    def __init__(self, wh: Warehouse, tables: Tables, sync_name: str, run_id: str):
+    def __init__(self, wh: Warehouse, tables: Tables, sync_name: str, run_id: str, account: str):
         self.wh = wh
         self.tables = tables
         self.sync_name = sync_name
         self.run_id = run_id
+        self.account = account
 
     # -- reads
 
@@ -242,8 +253,8 @@ class Ledger:
         for start in range(0, len(keys), step):
             condition, params = self.wh.in_values("record_key", keys[start : start + step])
             rows = self.wh.query(
-                f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND {condition}",
-                [self.sync_name, *params],
+                f"SELECT * FROM {self.tables.ledger} WHERE sync_name = ? AND account = ? AND {condition}",
+                [self.sync_name, self.account, *params],
             )
             for row in rows:
                 entry = _entry(row)
@@ -291,8 +302,8 @@ class Ledger:
             for start in range(0, len(keys), step):
                 condition, params = self.wh.in_values("record_key", keys[start : start + step])
                 self.wh.execute(
-                    f"DELETE FROM {self.tables.ledger} WHERE sync_name = ? AND {condition}",
-                    [self.sync_name, *params],
+                    f"DELETE FROM {self.tables.ledger} WHERE sync_name = ? AND account = ? AND {condition}",
+                    [self.sync_name, self.account, *params],
                 )
             self.wh.insert_rows(
                 self.tables.ledger,
@@ -300,6 +311,7 @@ class Ledger:
                 [
                     (
                         self.sync_name,
+                        self.account,
                         e.key,
                         e.status,
                         e.row_hash,

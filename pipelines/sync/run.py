@@ -1,5 +1,7 @@
 """One run of a sync: query -> validate -> diff -> plan -> (dry run stops) -> send -> record.
 
+The target account's identity (`pipelines.identity`) picks the ledger rows that count: a sync pointed at
+another account reads that account's remote state instead of trusting what it sent to the first one.
 Sending and the crash protocol are in send.py.
 """
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 from destinations.targets import Target
 from destinations.warehouse import Warehouse, WarehouseError, resolve_warehouse
+from pipelines.identity import account_fingerprint
 from pipelines.sync.config import SyncConfig, load_sync_config
 from pipelines.sync.diff import build_plan
 from pipelines.sync.ledger import (
@@ -102,6 +105,7 @@ def run_sync(
     wh: Warehouse | None = None
     try:
         wh, opened = resolve_warehouse(warehouse if warehouse is not None else config.warehouse)
+        _, account = account_fingerprint(config.api)
         tables = Tables.from_config()
         if dry_run:
             ledger_exists = tables_exist(wh, tables)
@@ -109,7 +113,7 @@ def run_sync(
             ensure_tables(wh, tables)
             start_run(wh, tables, record)
             recording, ledger_exists = True, True
-        ledger = Ledger(wh, tables, config.name, run_id)
+        ledger = Ledger(wh, tables, config.name, run_id, account)
         plan, index = build_plan(wh, config, ledger, ledger_exists)
         result.plan = plan
         out(plan.render())
