@@ -11,7 +11,10 @@ Put a one-line file in your DAGs folder (`from pipelines.airflow_dag import dag 
 - `SWITCHBOARD_TASK_RETRIES`: Airflow retries per task (default 1, five minutes apart).
 
 Each source is its own dlt `PipelineTasksGroup`, so the two pipelines keep separate state. The groups
-wipe their local working folder after every task (`wipe_local_data=True`): every run starts as on an
+wipe their local working folder after every task (`wipe_local_data=True`), and the random folder dlt
+makes for it (`<tmp>/dlt_<id>`) is removed whole: after the DAG is parsed (creating the pipeline writes
+its state there) and when each task ends. The views and sync tasks give dlt a scratch folder of their
+own, removed when they end, so nothing is left in the temp dir. Every run starts as on an
 ephemeral worker and dlt restores the incremental state from the destination, which works because the
 pipeline names and datasets are stable: a pipeline is named after its (account, warehouse, dataset) pair
 (`pipelines.identity`), the same name `switchboard load` uses, so the task ids end in the pair's hash and
@@ -24,14 +27,19 @@ the helper's throw-away data folder, so it is made absolute against the DAGs fol
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
 from airflow.sdk import dag as airflow_dag
 from airflow.sdk import task
+from dlt.common.known_env import DLT_DATA_DIR
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from pipelines.load import (
@@ -75,11 +83,51 @@ def configured_syncs() -> list[str]:
         return []
 
 
+class LoadTasksGroup(PipelineTasksGroup):
+    """dlt's task group, whose random local folder (`<tmp>/dlt_<id>`, set for this process when the group
+    is made) is removed whole, not only the pipeline's working folder inside it: by `remove_local_folder`
+    once the DAG is built, and when each of its tasks ends."""
+
+    def __init__(self, group_name: str, **kwargs: Any) -> None:
+        super().__init__(group_name, **kwargs)
+        self.local_folder = os.environ[DLT_DATA_DIR]
+
+    def remove_local_folder(self) -> None:
+        shutil.rmtree(self.local_folder, ignore_errors=True)
+
+    # the body of each of the group's tasks; `wraps` gives it dlt's signature, which Airflow reads to
+    # decide what to pass (a bare **kwargs would be handed the task context)
+    @functools.wraps(PipelineTasksGroup._run)
+    def _run(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super()._run(*args, **kwargs)
+        finally:
+            if self.wipe_local_data:
+                self.remove_local_folder()
+
+
+@contextlib.contextmanager
+def scratch_dlt_folder() -> Iterator[str]:
+    """A fresh local dlt folder for one task (the views' and the warehouse's dlt pipelines write their
+    state there), removed when the task ends."""
+    saved = os.environ.get(DLT_DATA_DIR)
+    with tempfile.TemporaryDirectory(prefix="dlt_") as folder:
+        os.environ[DLT_DATA_DIR] = folder
+        try:
+            yield folder
+        finally:
+            if saved is None:
+                os.environ.pop(DLT_DATA_DIR, None)
+            else:
+                os.environ[DLT_DATA_DIR] = saved
+
+
 def _refresh_views(destination: str) -> list[str]:
     from pipelines.load import SourceLoad
 
     anchor = SourceLoad("chatwoot", "switchboard_views", "chatwoot", destination)
-    result = refresh_views(anchor, destination=destination)
+    with scratch_dlt_folder():
+        result = refresh_views(anchor, destination=destination)
     if result is not None and result.note:
         print(result.note)
     return result.created if result is not None else []
@@ -88,7 +136,8 @@ def _refresh_views(destination: str) -> list[str]:
 def _run_sync(name: str) -> dict[str, Any]:
     from pipelines.sync import run_sync
 
-    result = run_sync(name, out=print)
+    with scratch_dlt_folder():
+        result = run_sync(name, out=print)
     status = str(getattr(result, "status", "success"))
     if status not in ("success", "ok"):
         raise RuntimeError(f"sync {name} ended {status}")
@@ -119,7 +168,7 @@ def switchboard() -> None:
     previous_group: Any = None
     for source in SOURCE_NAMES:
         # the group must exist before its pipeline: it points dlt at a fresh data folder
-        group = PipelineTasksGroup(
+        group = LoadTasksGroup(
             f"load_{source}", use_data_folder=False, wipe_local_data=True, log_progress_period=30.0
         )
         pair = pair_for(source, destination, source)
@@ -132,6 +181,7 @@ def switchboard() -> None:
             loader_file_format=loader_file_format_for(destination),
             on_before_run=functools.partial(print, pair.describe()),
         )
+        group.remove_local_folder()  # the state dlt.pipeline wrote while the DAG was parsed
         if destination == "duckdb" and previous_group is not None:
             previous_group >> group
         previous_group = group
