@@ -270,7 +270,8 @@ _messages = TypeAdapter(list[Message])
 
 def model_rows(model: type[BaseModel], items: list[Any]) -> list[dict[str, Any]]:
     """Rows of a plain list endpoint: the model's fields, unknown keys dropped."""
-    return [item.model_dump() for item in TypeAdapter(list[model]).validate_python(items)]  # type: ignore[valid-type]
+    adapter: TypeAdapter[list[BaseModel]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return [item.model_dump() for item in adapter.validate_python(items)]
 
 
 def contact_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
