@@ -88,7 +88,7 @@ def chatwoot_source(
     }
     # parallelized: the contacts walk, the label reads and the conversations walk each wait on the network,
     # so they overlap (all through the one client and its limiter) instead of taking turns
-    resources: dict[str, DltResource] = {
+    resources: dict[str, Any] = {
         table: dlt.resource(_generator(read), parallelized=True, **STREAMS[table].hints())
         for table, read in readers.items()
     }
