@@ -33,14 +33,18 @@ def targets(results: dict[str, dict[str, Any]], truth: dict[str, Any], args: arg
             out.append(_target(f"{key}: most requests in a full window after the third", most,
                                f"<= {args.chatwoot_budget}", "requests", most <= args.chatwoot_budget))
     ours = results.get("chatwoot contacts+labels, auto", {})
-    peer = results.get("peer: dlt rest_api", {})
+    peers = [results.get(k, {}) for k in ("peer: dlt rest_api", "peer: dlt rest_api, 10 attempts")]
+    peer = next((p for p in peers if p and "error" not in p), {})
     if ours.get("wall_s") and peer.get("wall_s"):
         rows = ours.get("rows", {})
         exact = (rows.get("contacts") == truth["visible_contacts"]
                  and rows.get("contact_labels") == truth["contact_label_pairs"])
         speedup = peer["wall_s"] / ours["wall_s"]
-        out.append(_target("chatwoot contacts+labels: speed-up over dlt rest_api (auto, exact rows)", speedup,
-                           ">= 5", "x", speedup >= 5 and exact))
+        out.append(_target("chatwoot contacts+labels: speed-up over dlt rest_api that completed (auto, exact rows)",
+                           speedup, ">= 5", "x", speedup >= 5 and exact))
+    elif ours.get("wall_s") and any(peers):
+        out.append(_target("chatwoot contacts+labels: speed-up over dlt rest_api (no rest_api run completed)",
+                           None, ">= 5", "x", False))
     bulk = results.get("reverse ETL bulk create", {})
     if "write_requests" in bulk:
         budget = math.ceil(args.sync_rows / args.batch_size) + 5
