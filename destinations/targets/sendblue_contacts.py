@@ -47,7 +47,7 @@ from destinations.targets.fields import (
 )
 from sources.common.http import ApiError, NotFoundError
 from sources.sendblue.client import AsyncSendblueClient
-from sources.sendblue.settings import BULK_CREATE_BATCH_MAX
+from sources.sendblue.endpoints import BULK_CREATE_BATCH_MAX
 
 TEXT_FIELDS = ("first_name", "last_name", "company_name", "assigned_to_email", "sendblue_number")
 BULK_TEXT_FIELDS = ("first_name", "last_name", "company_name")

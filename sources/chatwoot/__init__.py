@@ -15,7 +15,7 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from .client import ChatwootClient, ChatwootSettings
+from .client import ChatwootClient
 from .endpoints import SIMPLE_LISTS, STREAMS
 from .readers import (
     build_settings,
@@ -29,6 +29,7 @@ from .readers import (
     open_client,
     settings_from_config,
 )
+from .settings import ChatwootSettings
 
 __all__ = [
     "ChatwootSettings",

@@ -6,6 +6,8 @@ app/finders of the Rails code).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sources.common.paging import Endpoint
 from sources.common.streams import Stream
 
@@ -105,3 +107,8 @@ STREAMS: dict[str, Stream] = {
 # Tables read with one unpaginated request and loaded as the model's fields: adding one is an
 # ENDPOINTS entry of the same name, a STREAMS entry and its model.
 SIMPLE_LISTS = ("labels", "inboxes", "agents", "teams")
+
+# The `is_present` condition on `labels` that finds every contact carrying any label, account label or not.
+LABELLED_CONTACTS_FILTER: list[dict[str, Any]] = [
+    {"attribute_key": "labels", "filter_operator": "is_present", "values": [], "query_operator": None}
+]

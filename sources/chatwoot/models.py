@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator
 
-from .settings import MESSAGE_TYPE_NAMES
+# message_type is an integer enum in REST responses (the messages index renders the raw column).
+MESSAGE_TYPE_NAMES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 
 
 def to_utc_datetime(value: Any) -> datetime | None:

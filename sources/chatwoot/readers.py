@@ -21,10 +21,10 @@ from sources.common import settings as common_settings
 from sources.common.paging import WalkReport
 from sources.common.streams import DELETED_COLUMN
 
-from . import settings as cs
-from .client import ChatwootClient, ChatwootConfigError, ChatwootNotFoundError, ChatwootSettings
-from .endpoints import STREAMS
+from .client import ChatwootClient, ChatwootConfigError, ChatwootNotFoundError
+from .endpoints import LABELLED_CONTACTS_FILTER, STREAMS
 from .models import contact_rows, conversation_rows, message_rows, model_rows
+from .settings import ChatwootSettings
 
 log = logging.getLogger("switchboard.chatwoot")
 
@@ -144,7 +144,7 @@ def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[lis
 
 def _labelled_contact_ids(client: ChatwootClient) -> list[int]:
     """Contacts carrying any label at all, account label or not (`labels is_present`)."""
-    return [contact["id"] for page in client.filter_contacts(cs.LABELLED_CONTACTS_FILTER) for contact in page]
+    return [contact["id"] for page in client.filter_contacts(LABELLED_CONTACTS_FILTER) for contact in page]
 
 
 def _read_labels(client: ChatwootClient, contact_ids: Iterable[int], pairs: set[tuple[int, str]]) -> set[str]:

@@ -19,7 +19,6 @@ from sources.sendblue.client import (
     AsyncSendblueClient,
     SendblueClient,
     SendblueError,
-    SendblueSettings,
 )
 from sources.sendblue.conversations import ConversationBuilder, conversation_id_of
 from sources.sendblue.helpers import (
@@ -34,6 +33,7 @@ from sources.sendblue.helpers import (
     selected_resources,
     settings_from_config,
 )
+from sources.sendblue.settings import SendblueSettings
 from sources.sendblue.warehouse import (
     WarehouseThreads,
     creation_order_from,

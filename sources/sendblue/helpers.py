@@ -15,9 +15,10 @@ from dlt.common.schema.typing import TColumnSchema
 
 from sources.common import settings as common_settings
 from sources.common.paging import WalkReport
-from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError, SendblueSettings
+from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError
 from sources.sendblue.conversations import ConversationBuilder
-from sources.sendblue.settings import STREAMS
+from sources.sendblue.endpoints import STREAMS
+from sources.sendblue.settings import SendblueSettings
 
 log = logging.getLogger("switchboard.sendblue")
 

@@ -1,100 +1,64 @@
-"""Sendblue constants and the endpoint table the client and the dlt source are built from.
+"""Sendblue's settings model, the one place each default is written.
 
-Every number here is a fact from the API notes (`sendblue.md`, `sendblue_endpoints.md`), named once so a reader
-finds each quirk's reason next to the value it forces.
+Keys match `[sources.sendblue]` in `.dlt/config.toml` (which shows them commented out); the API facts the
+defaults come from, and the endpoint and stream tables, are in `endpoints.py`.
 """
 
 from __future__ import annotations
 
-from sources.common.paging import Endpoint
-from sources.common.streams import Stream
-from sources.sendblue import models as m
+import re
+from datetime import datetime
 
-# the SDKs' default; https://api.sendblue.com serves the same API
-DEFAULT_BASE_URL = "https://api.sendblue.co"
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-# Two headers on every request (header names are case-insensitive on the server).
-KEY_ID_HEADER = "sb-api-key-id"
-SECRET_KEY_HEADER = "sb-api-secret-key"
+from sources.sendblue.endpoints import (
+    CONTACTS_PAGE_MAX,
+    DEFAULT_BASE_URL,
+    MESSAGES_PAGE_DEFAULT,
+    MESSAGES_PAGE_MAX,
+    MESSAGES_RATE_LIMIT,
+    MESSAGES_RATE_WINDOW_SECONDS,
+    OTHER_RATE_LIMIT_PER_MINUTE,
+)
+from sources.sendblue.models import to_utc
 
-# GET /api/v2/contacts: "limit defaults to 100, capped at 1000"; "offset capped at 10000". One ordering can
-# therefore reach about 11,000 rows, so the walk moves a `created_at_gte` window instead of deep offsets.
-CONTACTS_PAGE_MAX = 1000
-CONTACTS_OFFSET_CAP = 10_000
-
-# GET /api/v2/messages: the generated reference says limit <= 1000, the hand-written docs "1-100"; 100 is
-# the value both agree on. The endpoint is "rate limited to 100 requests per 10 seconds per account".
-MESSAGES_PAGE_MAX = 1000
-MESSAGES_PAGE_DEFAULT = 100
-MESSAGES_RATE_LIMIT = 100
-MESSAGES_RATE_WINDOW_SECONDS = 10.0
-
-# No limit is documented for the other endpoints; this default keeps reverse-ETL writes polite.
-OTHER_RATE_LIMIT_PER_MINUTE = 600
-
-# Bulk create has no documented maximum batch size; the notes advise batches of 100 to 500.
-BULK_CREATE_BATCH_MAX = 500
+API_NAME = "Sendblue"
 
 
-# Every endpoint the client calls. The two lists are walked by timestamp windows (`keyset window`, see
-# sources/common/keyset.py): contacts by created_at (offsets stop at 10,000), messages by date_updated (a
-# status change moves a message to the end of that order). Only the messages list has a documented limit.
-ENDPOINTS: dict[str, Endpoint] = {
-    # a bare JSON array, no total and no hasMore: a short page is the only end marker
-    "list_contacts": Endpoint("/api/v2/contacts", "keyset window", key="phone", cursor="created_at"),
-    "count_contacts": Endpoint("/api/v2/contacts/count", key=None),
-    "get_contact": Endpoint("/api/v2/contacts/{phone}", key="phone"),
-    "create_contact": Endpoint("/api/v2/contacts", method="POST", key="phone"),
-    "update_contact": Endpoint("/api/v2/contacts/{phone}", method="PUT", key="phone"),
-    "delete_contact": Endpoint("/api/v2/contacts/{phone}", method="DELETE", key="phone"),
-    "bulk_create_contacts": Endpoint("/api/v2/contacts/bulk", method="POST", key="phone"),
-    "opt_out": Endpoint("/api/v2/contacts/opt-out", method="POST", key="number"),
-    # {"status","data","pagination":{"hasMore","limit","offset","total"}}; the docs' example omits hasMore
-    "list_messages": Endpoint(
-        "/api/v2/messages", "keyset window", ("data",), bucket="messages", key="message_handle", cursor="date_updated"
-    ),
-    "get_message": Endpoint("/api/v2/messages/{message_handle}", key="message_handle"),
-}
+class SendblueSettings(BaseModel):
+    """Everything the client needs; filled from `sources.sendblue.*` (config.toml, secrets.toml, env vars)."""
 
-MESSAGES_PATH = ENDPOINTS["list_messages"].path
+    model_config = ConfigDict(extra="ignore")
 
+    base_url: str = DEFAULT_BASE_URL
+    api_key_id: SecretStr
+    api_secret_key: SecretStr
+    messages_rate_limit: int = Field(default=MESSAGES_RATE_LIMIT, ge=1)
+    messages_rate_window_seconds: float = Field(default=MESSAGES_RATE_WINDOW_SECONDS, gt=0)
+    rate_limit_per_minute: int = Field(default=OTHER_RATE_LIMIT_PER_MINUTE, ge=0)  # 0: no client-side limit
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    retry_backoff_seconds: float = Field(default=0.5, gt=0)
+    contacts_page_size: int = Field(default=CONTACTS_PAGE_MAX, ge=1, le=CONTACTS_PAGE_MAX)
+    messages_page_size: int = Field(default=MESSAGES_PAGE_DEFAULT, ge=1, le=MESSAGES_PAGE_MAX)
+    messages_lag_seconds: float = Field(default=0.0, ge=0)
+    messages_start_date: datetime | None = None  # first-run lower bound on date_updated; None: all history
+    # `switchboard listen` (SPEC §9): the secret Sendblue sends in `sb-signing-secret`, and whether
+    # deliveries without it are accepted
+    webhook_secret: SecretStr | None = None
+    allow_unsigned_webhooks: bool = False
 
-STREAMS: dict[str, Stream] = {
-    s.table: s
-    for s in (
-        Stream(
-            "contacts",
-            ("phone",),
-            "merge",
-            m.Contact,
-            "Every contact, full walk each run (Sendblue has no updated_at on contacts); both key casings "
-            "normalised to snake_case; custom_variables kept as one JSON column.",
-            deletes=True,
-        ),
-        Stream(
-            "contact_tags",
-            ("phone", "tag"),
-            "replace",
-            m.ContactTag,
-            "One row per tag on a contact, unnested from the contacts' tags (there is no tags endpoint).",
-        ),
-        Stream(
-            "messages",
-            ("message_handle",),
-            "merge",
-            m.Message,
-            "Messages, incremental on date_updated (updated_at_gte, order_by=updatedAt asc); status changes "
-            "after sending bump date_updated, so edited messages are merged again.",
-            cursor="date_updated",
-            derived=(("conversation_id", "text", False),),
-        ),
-        Stream(
-            "conversations",
-            ("conversation_id",),
-            "merge",
-            m.Conversation,
-            "One row per thread derived from messages: a 1:1 thread is (sendblue_number, number), a group "
-            "thread is group_id; counts, first and last message times, last message preview.",
-        ),
-    )
-}
+    @model_validator(mode="after")
+    def _normalise(self) -> SendblueSettings:
+        # the API root (`.../api/v2`) is accepted as the host, as Chatwoot's `/api/v1` is
+        self.base_url = re.sub(r"/api(/v2)?$", "", self.base_url.strip().rstrip("/"), flags=re.IGNORECASE)
+        # a pasted key often brings a line break or spaces; HTTP headers cannot carry them
+        for name in ("api_key_id", "api_secret_key"):
+            key = getattr(self, name).get_secret_value().strip()
+            if not key:
+                raise ValueError(f"{name} is empty")
+            setattr(self, name, SecretStr(key))
+        if self.messages_start_date is not None:
+            self.messages_start_date = to_utc(self.messages_start_date)
+        return self

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from sandbox.chatwoot import API_TOKEN, create_app
-from sources.chatwoot.client import AsyncChatwootClient, ChatwootSettings
+from sources.chatwoot.client import AsyncChatwootClient
+from sources.chatwoot.settings import ChatwootSettings
 from sources.common.http import gather_limited
 from sources.common.ratelimit import (
     BudgetCache,

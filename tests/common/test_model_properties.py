@@ -17,10 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sources.chatwoot import models as cw
-from sources.chatwoot.client import AsyncChatwootClient, ChatwootSettings
+from sources.chatwoot.client import AsyncChatwootClient
+from sources.chatwoot.settings import ChatwootSettings
 from sources.common.http import ApiError
 from sources.sendblue import models as sb
-from sources.sendblue.client import AsyncSendblueClient, SendblueSettings
+from sources.sendblue.client import AsyncSendblueClient
+from sources.sendblue.settings import SendblueSettings
 
 TYPED = (pydantic.ValidationError, ApiError)
 PROPERTY = settings(

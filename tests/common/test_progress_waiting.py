@@ -15,7 +15,8 @@ import httpx
 
 from pipelines.progress import LoadProgress
 from sandbox.chatwoot import API_TOKEN, create_app
-from sources.chatwoot.client import AsyncChatwootClient, ChatwootSettings
+from sources.chatwoot.client import AsyncChatwootClient
+from sources.chatwoot.settings import ChatwootSettings
 from sources.common.ratelimit import WindowBudgetLimiter
 from tests.common.virtual_time import VirtualTimeLoop
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from sources.sendblue.settings import CONTACTS_OFFSET_CAP
+from sources.sendblue.endpoints import CONTACTS_OFFSET_CAP
 
 
 def windows_started_inside_ties(sandbox: Any) -> int:
