@@ -209,9 +209,10 @@ class Target:
 
     @classmethod
     def open(cls, config: Any, match_on: str | None, index: dict[str, str | None] | None) -> Target:
-        """The target on a fresh client of the source's kind; the sync's rate_limit_per_minute (when set)
-        becomes the client's shared limiter."""
-        overrides = {"rate_limit_per_minute": config.rate_limit_per_minute} if config.rate_limit_per_minute else {}
+        """The target on a fresh client of the source's kind; the sync's rate_limit_per_minute (when set;
+        0 turns the client-side limit off, as in the sources' settings) replaces the source's."""
+        limit = config.rate_limit_per_minute
+        overrides = {"rate_limit_per_minute": limit} if limit is not None else {}
         return cls(cls.open_client(**overrides), config, match_on=match_on, index=index)
 
     def request_count(self) -> int:

@@ -172,17 +172,20 @@ class AsyncChatwootClient(AsyncApiClient):
         self.account_prefix = ACCOUNT_PATH.format(account_id=settings.account_id)
         # one limiter for every request to this server, whatever the concurrency or the account:
         # rack-attack counts per client IP in epoch-aligned windows [§10]
-        self.limiter: Limiter = limiter or shared_window_limiter(
-            settings.base_url,
-            settings.rate_limit_per_minute,
-            settings.rate_limit_window_seconds,
-            start=cs.AUTO_RATE_LIMIT_START,
-        )
+        # (none when rate_limit_per_minute is 0: the server's 429s alone pace the run)
+        self.limiter: Limiter | None = limiter
+        if limiter is None and settings.rate_limit_per_minute != 0:
+            self.limiter = shared_window_limiter(
+                settings.base_url,
+                settings.rate_limit_per_minute,
+                settings.rate_limit_window_seconds,
+                start=cs.AUTO_RATE_LIMIT_START,
+            )
 
     # -- hooks
 
     def limiter_for(self, method: str, path: str) -> list[Limiter]:
-        return [self.limiter]
+        return [self.limiter] if self.limiter else []
 
     def endpoint_name(self, method: str, path: str) -> str:
         relative = path[len(self.account_prefix) :] if path.startswith(self.account_prefix) else path
@@ -193,7 +196,7 @@ class AsyncChatwootClient(AsyncApiClient):
         so the budget comes back at the next window boundary; jitter spreads the concurrent retries."""
         if response.headers.get("retry-after"):
             return super().delay_after_429(response, attempt)
-        known = self.limiter.retry_delay()
+        known = self.limiter.retry_delay() if self.limiter else None
         if known is not None:
             return known
         window = self.settings.rate_limit_window_seconds

@@ -29,7 +29,7 @@ class ChatwootSettings(BaseModel):
     # Requests per rate_limit_window_seconds (a minute on a real server) to this server, shared by every
     # request and account of a run. rack-attack throttles per client IP in fixed one-minute windows; its
     # code default is 3000/min, `.env.example` suggests 300 and Chatwoot Cloud's is unpublished, so "auto"
-    # learns the server's budget; a number pins it.
+    # learns the server's budget; a number pins it; 0 turns the client-side limit off (as on Sendblue).
     rate_limit_per_minute: int | Literal["auto"] = "auto"
     rate_limit_window_seconds: float = Field(60.0, gt=0)
     concurrency: int = Field(8, ge=1)
@@ -71,8 +71,8 @@ class ChatwootSettings(BaseModel):
             return "auto"
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
-            raise ValueError('must be a positive number of requests, or "auto"')
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ValueError('must be a number of requests (0: no client-side limit), or "auto"')
         return value
 
     @field_validator("api_access_token")

@@ -122,6 +122,18 @@ def test_client_limiter_keeps_concurrent_fanout_under_the_server_budget(settings
     assert len(state.log.entries) == len(ids)
 
 
+def test_rate_limit_zero_turns_the_client_side_limit_off_as_on_sendblue(settings_for):
+    """`rate_limit_per_minute = 0` means "no client-side limit" on both APIs (it was refused here): the
+    requests go out unpaced, the server's 429s alone hold them back, and the walk still completes."""
+    app = create_app("small", seed=26, rate_limit_per_minute=6, rate_limit_window_seconds=1)
+    state = sandbox_of(app)
+    settings = settings_for(ASGI_URL, rate_limit_per_minute=0, rate_limit_window_seconds=1, max_retries=2)
+    with ChatwootClient(settings, transport=asgi(app)) as client:
+        ids = [c["id"] for page in client.iter_contacts() for c in page]
+    assert sorted(ids) == sorted(c["id"] for c in state.visible_contacts())
+    assert state.log.matching(status=429)  # nothing on our side held the requests back
+
+
 def test_load_survives_5xx_bursts_truncated_bodies_and_stalls(chatwoot_server, warehouse, settings_for):
     server = chatwoot_server("small", seed=26)
     state = server.state
