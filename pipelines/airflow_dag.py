@@ -98,7 +98,7 @@ class LoadTasksGroup(PipelineTasksGroup):
     # the body of each of the group's tasks; `wraps` gives it dlt's signature, which Airflow reads to
     # decide what to pass (a bare **kwargs would be handed the task context)
     @functools.wraps(PipelineTasksGroup._run)
-    def _run(self, *args: Any, **kwargs: Any) -> None:
+    def _run(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]  # dlt's parameters
         try:
             super()._run(*args, **kwargs)
         finally:

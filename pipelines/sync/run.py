@@ -35,10 +35,11 @@ EXIT_CODES = {"success": 0, "dry_run": 0, "failed": 1, "partial": 2}
 
 @dataclass
 class SyncResult:
-    """What a run did. `status`: success, partial (new rejects, row errors or unknown outcomes), failed
-    (the run stopped), or dry_run. `counts` holds the sync_runs counters (plus `still_rejected`: rejects
-    of rows unchanged since the last run rejected them, which make a run partial only when `strict`);
-    `plan` the diff it sent. A dry run whose rejects would make the real run partial exits 2 as well."""
+    """What a run did. `status`: success, partial (new rejects, new row errors or unknown outcomes),
+    failed (the run stopped), or dry_run. `counts` holds the sync_runs counters plus `still_rejected`
+    (rejects of rows unchanged since the last run rejected them) and `still_failed` (rows the API refused
+    again, unchanged, with the same answer), which make a run partial only when `strict`; `plan` the diff
+    it sent. A dry run whose rejects would make the real run partial exits 2 as well."""
 
     name: str
     run_id: str
@@ -67,11 +68,11 @@ class SyncResult:
         if self.error:
             return f"sync {self.name} failed: {self.error}"
         counts = dict(self.counts)
-        still = counts.get("still_rejected", 0)
-        counts["rejected"] = counts.get("rejected", 0) - still
+        counts["rejected"] = counts.get("rejected", 0) - counts.get("still_rejected", 0)
+        counts["failed"] = counts.get("failed", 0) - counts.get("still_failed", 0)
         problems = ", ".join(
             f"{counts[key]} {key.replace('_', ' ')}"
-            for key in ("rejected", "still_rejected", "failed", "unknown")
+            for key in ("rejected", "still_rejected", "failed", "still_failed", "unknown")
             if counts.get(key)
         )
         if self.dry_run:
@@ -93,8 +94,9 @@ def run_sync(
     `warehouse`: an open Warehouse, a destination name (`duckdb`, `postgres`, ...), or None for the sync's
     `warehouse` key (default duckdb). `out` receives the plan and progress lines. With `dry_run` the plan
     is printed and nothing is sent or written. `writer` replaces the target (tests, embedding).
-    Rows rejected again unchanged since the last run ("still rejected") leave the run `success` unless
-    `strict`, which makes every reject count as today's.
+    Rows rejected again unchanged since the last run ("still rejected"), and rows the API refuses again
+    unchanged with the same answer ("still failed", retried every run), leave the run `success` unless
+    `strict`, which makes every reject and failure count.
     """
     config = name if isinstance(name, SyncConfig) else load_sync_config(name)
     run_id = uuid.uuid4().hex
@@ -151,18 +153,25 @@ def run_sync(
             opted_in=tally.opted_in,
             labels_changed=tally.labels_changed,
             failed=tally.failed,
+            still_failed=tally.still_failed,
             unknown=tally.unknown,
             requests=requests,
             write_requests=write_requests,
         )
         result.counts = counts
-        result.status = "partial" if (partial_rejects or tally.failed or tally.unknown) else "success"
+        if tally.still_failed:
+            out(
+                f"  still failed ({tally.still_failed}): unchanged rows the API refused again with the same "
+                "answer (see reverse_etl.sync_log)"
+            )
+        new_failures = tally.failed - (0 if strict else tally.still_failed)
+        result.status = "partial" if (partial_rejects or new_failures or tally.unknown) else "success"
     except (ValueError, WarehouseError, ApiUnreachable) as exc:
         # ValueError: the sync's or a source's configuration (SyncConfigError, QueryShapeError,
         # the clients' config errors), phrased for a person
         result.error = str(exc)
     except Exception as exc:
-        from sources.common.http import ApiError
+        from sources.common.errors import ApiError
 
         if not isinstance(exc, ApiError):
             raise

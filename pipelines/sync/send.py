@@ -22,6 +22,7 @@ from destinations.targets import Outcome, RowResult, Target, WorkItem
 from pipelines.sync.ledger import FAILED, PENDING, SKIPPED, SYNCED, Ledger, LedgerEntry, LogEntry
 from pipelines.sync.plan import Plan
 from pipelines.sync.rows import DesiredRow, row_hash
+from sources.common.runtime import run_sync
 
 Out = Callable[[str], Any]
 # a run stops when this many batches in a row got no answer at all from the API
@@ -42,6 +43,7 @@ class Tally:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    still_failed: int = 0  # of `failed`: unchanged rows the API refused again with the same answer
 
     def add(self, result: RowResult) -> None:
         effects = set(result.effects)
@@ -126,6 +128,8 @@ class Sender:
                 logs.append(_log(result, "remove"))
                 self.tally.add(result)
                 continue
+            if result.outcome == Outcome.ERROR and _fails_again(self.plan, item.key, result):
+                self.tally.still_failed += 1
             entry = self._after(item, result)
             self.entries[item.key] = entry
             entries.append(entry)
@@ -166,23 +170,20 @@ class Sender:
         )
 
 
+def _fails_again(plan: Plan, key: str, result: RowResult) -> bool:
+    """The row failed on the last attempt too, unchanged (same source hash), with the same answer."""
+    before = plan.entries.get(key)
+    message = None if result.message is None else result.message[:2000]  # as the ledger keeps it
+    return (
+        before is not None
+        and before.status == FAILED
+        and before.source_hash == plan.rows[key].source_hash
+        and before.last_error == message
+    )
+
+
 def _log(result: RowResult, action: str) -> LogEntry:
     return LogEntry(result.key, result.label if result.effects else action, result.outcome, result.http_status, result.message, result.remote_id)
-
-
-def _run_async(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # called from inside an event loop (a notebook, an async scheduler): use a private loop thread
-    from sources.common.http import LoopThread
-
-    loop = LoopThread()
-    try:
-        return loop.run(coro)
-    finally:
-        loop.close()
 
 
 async def _send(plan: Plan, target: Target, ledger: Ledger, out: Out) -> tuple[Tally, int, int]:
@@ -196,7 +197,7 @@ async def _send(plan: Plan, target: Target, ledger: Ledger, out: Out) -> tuple[T
 
 def send_plan(plan: Plan, target: Target, ledger: Ledger, out: Out) -> tuple[Tally, int, int]:
     """Send the plan's work through `target` (closed after): (tally, requests, write requests)."""
-    return _run_async(_send(plan, target, ledger, out))
+    return run_sync(_send(plan, target, ledger, out))
 
 
 def skip_entry(row: DesiredRow, before: LedgerEntry | None, reason: str, remote_id: str | None = None) -> LedgerEntry:

@@ -1,32 +1,22 @@
-"""Rows rejected again without having changed are "still rejected": reported every run, but they make a
-run partial only the first time (or always with --strict); a dry run's exit status says the same as
-the real run's would; the plan prints each sampled rejected key next to its own reason."""
+"""Rows rejected again without having changed are "still rejected", and rows the API refuses again
+unchanged with the same answer "still failed": reported every run (a failed row is retried every run),
+but they make a run partial only the first time (or always with --strict); a dry run's exit status says
+the same as the real run's would; the plan prints each sampled rejected key next to its own reason."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 from pipelines.sync import run_sync
 
-SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
 COLUMNS = {"phone": "VARCHAR", "first_name": "VARCHAR"}
 # rejected for reasons that name them, in an order that is not their sorted order
 BAD = [("zz-not-a-phone", "Z"), ("555-0199", "Local"), ("12345", "Short"), ("+1", "Bare"), ("000", "Zeros")]
 
 
-def switchboard(env: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SWITCHBOARD, "sync", *args],
-        env=env.subprocess_env(),
-        cwd=str(env.workdir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+# possible (a US number of the right length) but in an area code no carrier is assigned: the simulator
+# refuses it with 400 "Invalid phone number", as Sendblue does
+UNASSIGNED = "+19995551234"
 
 
 def rejects_block(printed: str, label: str) -> tuple[list[str], list[str]]:
@@ -77,16 +67,14 @@ def test_rows_rejected_again_unchanged_do_not_make_the_run_partial_again(sendblu
     assert "still rejected (2)  e.g. 555-0199, zz-not-a-phone" in "\n".join(printed)
 
     # unchanged again: exit 0 from the command line; --strict keeps every reject a failure
-    cli = switchboard(env, "people")
+    cli = env.run_module("people")
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert "still rejected (4)" in cli.stdout and cli.stderr == ""
-    strict = switchboard(env, "people", "--strict")
+    strict = env.run_module("people", "--strict")
     assert strict.returncode == 2, strict.stdout + strict.stderr
     assert strict.stderr.strip() == (
         "error: sync people ended partial (4 still rejected); see reverse_etl.sync_log for each row"
     )
-    module = env.run_module("people", "--strict")
-    assert module.returncode == 2, module.stdout + module.stderr
     assert len(h.writes(sendblue_box)) == sent, "nothing was sent after the first run"
 
 
@@ -98,20 +86,19 @@ def test_a_dry_run_with_rejects_exits_as_the_real_run_would(sendblue_box, make_e
 
     dry = run_sync("dry", dry_run=True, out=lambda _: None)
     assert (dry.status, dry.exit_code) == ("dry_run", 2)
-    cli = switchboard(env, "dry", "--dry-run")
+    cli = env.run_module("dry", "--dry-run")
     assert cli.returncode == 2, cli.stdout + cli.stderr
     assert cli.stderr.strip() == (
         "error: dry run of sync dry: the run would end partial (1 rejected); the plan shows the reasons"
     )
     assert "dry run: nothing sent (1 rows would be sent)" in cli.stdout
-    assert env.run_module("dry", "--dry-run").returncode == 2
     assert h.writes(sendblue_box) == []
 
     assert run_sync("dry", out=lambda _: None).exit_code == 2  # the real run: partial, as announced
-    again = switchboard(env, "dry", "--dry-run")
+    again = env.run_module("dry", "--dry-run")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "still rejected (1)" in again.stdout
-    assert switchboard(env, "dry", "--dry-run", "--strict").returncode == 2
+    assert env.run_module("dry", "--dry-run", "--strict").returncode == 2
     # no rejects at all: a dry run exits 0
     h.write_table("crm.dry", COLUMNS, [(good, "Ok")])
     assert run_sync("dry", dry_run=True, out=lambda _: None).exit_code == 0
@@ -135,3 +122,28 @@ def test_the_plan_pairs_each_sampled_rejected_key_with_its_reason(sendblue_box, 
         reason = line.strip().split(": ", 1)[1]
         expected = {r.reason for r in result.plan.rejects if r.key == key} if result.plan else set()
         assert reason in expected, (key, reason, expected)
+
+
+def test_rows_the_api_refuses_again_unchanged_do_not_make_the_run_partial_again(sendblue_box, make_env, h) -> None:
+    env = make_env(sendblue=sendblue_box)
+    [good] = h.new_phones(1, start=760)
+    h.write_table("crm.refused", COLUMNS, [(good, "Ok"), (UNASSIGNED, "New area code")])
+    env.sync("refused", target="sendblue.contacts", table="crm.refused")
+
+    first = env.run_module("refused")
+    assert first.returncode == 2, first.stdout + first.stderr
+    assert first.stderr.strip() == "error: sync refused ended partial (1 failed); see reverse_etl.sync_log for each row"
+
+    # retried (a failed row always is), refused again with the same answer: still failed, exit 0
+    sendblue_box.state.log.clear()
+    second = env.run_module("refused")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "still failed (1)" in second.stdout and second.stderr == ""
+    assert any(UNASSIGNED in str(e.body) for e in h.writes(sendblue_box)), "the failed row was sent again"
+    strict = env.run_module("refused", "--strict")
+    assert strict.returncode == 2, strict.stdout + strict.stderr
+    assert "(1 still failed)" in strict.stderr
+
+    # the row changes and is refused again: a new failure
+    h.write_table("crm.refused", COLUMNS, [(good, "Ok"), (UNASSIGNED, "Renamed")])
+    assert env.run_module("refused").returncode == 2
