@@ -66,23 +66,18 @@ def to_api_timestamp(value: datetime | str) -> str:
 
 
 class SendblueModel(BaseModel):
-    """Accepts snake_case and camelCase keys; keeps unknown fields (the spec keeps growing)."""
+    """Accepts snake_case and camelCase keys; unknown fields are dropped, as Chatwoot's models drop them
+    (a loaded table has the declared columns only: see docs/architecture.md)."""
 
     model_config = ConfigDict(
         alias_generator=AliasGenerator(validation_alias=_both_casings),
         populate_by_name=True,
-        extra="allow",
+        extra="ignore",
     )
 
     def row(self) -> dict[str, Any]:
         """The snake_case dict that becomes a table row."""
-        out = self.model_dump()
-        for key in list(self.__pydantic_extra__ or ()):
-            snake = snake_case(key)
-            if snake != key:
-                value = out.pop(key)
-                out.setdefault(snake, value)  # a declared field of the same name wins
-        return out
+        return self.model_dump()
 
 
 class Contact(SendblueModel):
