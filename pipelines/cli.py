@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import typer
 
 from pipelines.errors import CliError, LoadFailed, describe, redact
+from pipelines.source_names import SOURCE_NAMES, check_source_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,75 +80,17 @@ def handles_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _check_source_name(source: str) -> str:
-    if source not in ("chatwoot", "sendblue"):
-        raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
-    return source
-
-
 # ------------------------------------------------------------------------------------------ check
-
-
-def source_settings(source: str) -> Any:
-    """The source's settings, filled from dlt config (`sources.<source>.*`, env vars, secrets.toml).
-
-    Each source offers `settings_from_config()`, which raises a one-line error naming a missing key.
-    """
-    import importlib
-
-    source_module = importlib.import_module(f"sources.{source}")
-    from_config = getattr(source_module, "settings_from_config", None)
-    if callable(from_config):
-        return from_config()
-    import dlt
-
-    settings_model = getattr(
-        importlib.import_module(f"sources.{source}.client"), f"{source.capitalize()}Settings"
-    )
-    values: dict[str, Any] = {}
-    for name in settings_model.model_fields:
-        key = f"sources.{source}.{name}"
-        value: Any = dlt.secrets.get(key)
-        if value is None:
-            value = dlt.config.get(key)
-        if value is not None:
-            values[name] = value
-    return settings_model(**values)
-
-
-def _settings_problem(source: str, exc: Any) -> str:
-    """ "chatwoot is not configured: ..." naming each missing or invalid key and its env var."""
-    missing, invalid = [], []
-    for err in exc.errors():
-        key = f"sources.{source}.{'.'.join(str(p) for p in err['loc'])}"
-        if err.get("type") == "missing":
-            missing.append(key)
-        else:
-            invalid.append(f"{key} ({err['msg']})")
-    parts = []
-    if missing:
-        envs = ", ".join(k.upper().replace(".", "__") for k in missing)
-        parts.append(f"missing {', '.join(missing)} (set in .dlt/secrets.toml or as {envs})")
-    if invalid:
-        parts.append(f"invalid {', '.join(invalid)}")
-    return f"{source} is not configured: {'; '.join(parts)}"
 
 
 @app.command()
 @handles_errors
 def check(source: str = typer.Argument(..., help=SOURCES_HELP, metavar="chatwoot|sendblue")) -> None:
     """Make the cheapest authenticated call; print "ok" or exit 1 with the reason."""
-    _check_source_name(source)
-    import pydantic
+    from pipelines.source_names import source_module
 
-    try:
-        settings = source_settings(source)
-    except pydantic.ValidationError as exc:
-        raise CliError(_settings_problem(source, exc)) from None
-    import importlib
-
-    check_connection = importlib.import_module(f"sources.{source}").check_connection
-    result = check_connection(settings)
+    module = source_module(source)
+    result = module.check_connection(module.settings_from_config())
     typer.echo(result if isinstance(result, str) and result else "ok")
 
 
@@ -164,7 +107,7 @@ def discover(
     from pipelines.load import discover_streams
     from sources.common.settings import check_source_keys
 
-    check_source_keys(_check_source_name(source))
+    check_source_keys(check_source_name(source))
     streams = discover_streams(source)
     if as_json:
         typer.echo(json.dumps(streams, indent=2, default=str))
@@ -176,7 +119,7 @@ def discover(
             typer.echo("")
         key = stream.get("primary_key")
         key_text = ", ".join(key) if isinstance(key, list | tuple) else str(key or "-")
-        cursor = stream.get("cursor") or stream.get("incremental_cursor") or "-"
+        cursor = stream.get("cursor") or "-"
         typer.echo(
             f"{source}.{stream['table']}  primary key: {key_text}  write: {stream.get('write_disposition', '-')}"
             f"  cursor: {cursor}"
@@ -371,7 +314,7 @@ def webhooks_register(
     """Create or reconcile the subscription (a second call changes nothing)."""
     from pipelines.listen.register import register
 
-    typer.echo(register(_check_source_name(source), url))
+    typer.echo(register(check_source_name(source), url))
 
 
 @webhooks_app.command("list")
@@ -383,7 +326,7 @@ def webhooks_list(
     from pipelines.listen.register import list_webhooks
     from pipelines.tables import render_table
 
-    rows = [r for s in ([_check_source_name(source)] if source else ["chatwoot", "sendblue"]) for r in list_webhooks(s)]
+    rows = [r for s in ([check_source_name(source)] if source else SOURCE_NAMES) for r in list_webhooks(s)]
     columns = ["source", "id", "url", "events", "secret"]
     typer.echo(render_table(columns, [[r[c] for c in columns] for r in rows]) if rows else "no webhooks registered")
 

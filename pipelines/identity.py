@@ -46,22 +46,18 @@ class StatePair:
 
 def account_identity(source: str) -> tuple[str, str]:
     """(shown, hashed) identity of the account a source reads, from its resolved settings."""
+    from pipelines.source_names import source_module
+
+    settings = source_module(source).settings_from_config()
     if source == "chatwoot":
-        from sources.chatwoot import settings_from_config as chatwoot_settings
-
-        cw = chatwoot_settings()
-        return f"account {cw.account_id} at {cw.base_url}", f"{cw.base_url.lower()}|{cw.account_id}"
-    if source == "sendblue":
-        from sources.sendblue import settings_from_config as sendblue_settings
-
-        sb = sendblue_settings()
-        key_id = sb.api_key_id.get_secret_value().strip()
-        # the key id is a credential: only a digest of it is ever shown
-        return (
-            f"API key #{_digest('sendblue-key-id:' + key_id)} at {sb.base_url}",
-            f"{sb.base_url.lower()}|{key_id}",
-        )
-    raise ValueError(f"unknown source {source!r}")
+        account = f"{settings.base_url.lower()}|{settings.account_id}"
+        return f"account {settings.account_id} at {settings.base_url}", account
+    key_id = settings.api_key_id.get_secret_value().strip()
+    # the key id is a credential: only a digest of it is ever shown
+    return (
+        f"API key #{_digest('sendblue-key-id:' + key_id)} at {settings.base_url}",
+        f"{settings.base_url.lower()}|{key_id}",
+    )
 
 
 def account_fingerprint(source: str) -> tuple[str, str]:

@@ -33,9 +33,9 @@ from pipelines.errors import CliError, describe, failing_resource
 from pipelines.identity import StatePair, state_pair
 from pipelines.progress import LoadProgress
 from pipelines.recovery import finish_pending, intercepted_signals, raise_if_interrupted
+from pipelines.source_names import SOURCE_NAMES, check_source_name, source_module
 from sources.common.http import ClientStats
 
-SOURCE_NAMES = ("chatwoot", "sendblue")
 DEFAULT_DESTINATION = "duckdb"
 
 DestinationArg = str | Destination
@@ -60,11 +60,7 @@ def loader_file_format_for(destination: DestinationArg) -> Any:
 
 def resolve_targets(target: str) -> list[str]:
     """`chatwoot`, `sendblue` or `all` -> the source names to load."""
-    if target == "all":
-        return list(SOURCE_NAMES)
-    if target not in SOURCE_NAMES:
-        raise CliError(f"unknown source {target!r}: choose chatwoot, sendblue or all")
-    return [target]
+    return list(SOURCE_NAMES) if check_source_name(target, or_all=True) == "all" else [target]
 
 
 def check_destination(destination: DestinationArg) -> None:
@@ -93,16 +89,7 @@ def pair_for(
 
 def build_source(source: str, resources: Sequence[str] | None = None) -> Any:
     """The dlt source, config resolved from `sources.<source>.*`, narrowed to `resources`."""
-    if source == "chatwoot":
-        from sources.chatwoot import chatwoot_source
-
-        dlt_source = chatwoot_source()
-    elif source == "sendblue":
-        from sources.sendblue import sendblue_source
-
-        dlt_source = sendblue_source()
-    else:
-        raise CliError(f"unknown source {source!r}: choose chatwoot, sendblue or all")
+    dlt_source = getattr(source_module(source), f"{source}_source")()
     if resources:
         known = set(dlt_source.resources.keys())
         unknown = [r for r in resources if r not in known]
@@ -116,15 +103,7 @@ def build_source(source: str, resources: Sequence[str] | None = None) -> Any:
 
 def discover_streams(source: str) -> list[dict[str, Any]]:
     """Each stream of a source (table, primary key, write disposition, cursor, columns); no network."""
-    if source == "chatwoot":
-        from sources.chatwoot import discover as discover_chatwoot
-
-        return list(discover_chatwoot())
-    if source == "sendblue":
-        from sources.sendblue import discover as discover_sendblue
-
-        return list(discover_sendblue())
-    raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
+    return list(source_module(source).discover())
 
 
 def explicit_duckdb(destination: DestinationArg) -> DestinationArg:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.listen.settings import SOURCES, endpoint, listen_settings
+from pipelines.listen.settings import endpoint, listen_settings
+from pipelines.source_names import SOURCE_NAMES
 
 
 def startup_warnings() -> list[str]:
     """One line per endpoint that accepts unsigned deliveries or refuses every delivery."""
     lines = []
-    for source in SOURCES:
+    for source in SOURCE_NAMES:
         target = endpoint(source)
         if target is None:
             continue
@@ -50,7 +51,7 @@ def serve(
     from pipelines.listen.warehouse import WarehouseWriter
     from sources.common.settings import check_source_keys
 
-    for source in SOURCES:
+    for source in SOURCE_NAMES:
         check_source_keys(source)
     settings = listen_settings()
     for line in startup_warnings():

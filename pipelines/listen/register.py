@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from pipelines.errors import CliError
+from pipelines.source_names import source_module
 
 CHATWOOT_EVENTS = [
     "contact_created",
@@ -28,17 +29,9 @@ SENDBLUE_PATH = "/api/account/webhooks"
 
 
 def _client(source: str, transport: Any = None) -> Any:
-    if source == "chatwoot":
-        from sources.chatwoot import settings_from_config as chatwoot_settings
-        from sources.chatwoot.client import ChatwootClient
-
-        return ChatwootClient(chatwoot_settings(), transport=transport)
-    if source == "sendblue":
-        from sources.sendblue import SendblueClient
-        from sources.sendblue import settings_from_config as sendblue_settings
-
-        return SendblueClient(sendblue_settings(), transport=transport)
-    raise CliError(f"unknown source {source!r}: choose chatwoot or sendblue")
+    """The source's synchronous client (`ChatwootClient`, `SendblueClient`) on its configured settings."""
+    module = source_module(source)
+    return getattr(module, f"{source.capitalize()}Client")(module.settings_from_config(), transport=transport)
 
 
 def _same_secret(given: Any, configured: Any) -> bool:

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
 from pipelines.errors import CliError
+from pipelines.source_names import SOURCE_NAMES
 from sources.common.settings import ACCOUNTS, check_keys
 
-SOURCES = ("chatwoot", "sendblue")
 DEFAULT_ACCOUNT = "default"  # the unnamed account, as the analytics views call it (SPEC §8)
 ACCOUNT_NAME = re.compile(r"[a-z0-9_]+")
 
@@ -69,7 +69,7 @@ def _truthy(value: Any) -> bool:
 
 def endpoint(source: str, account: str = DEFAULT_ACCOUNT) -> Endpoint | None:
     """The endpoint of (source, account) from config, or None for an account config does not declare."""
-    if source not in SOURCES:
+    if source not in SOURCE_NAMES:
         return None
     section = f"sources.{source}"
     unsigned: Any = dlt.config.get(f"{section}.allow_unsigned_webhooks")

@@ -14,6 +14,7 @@ Sendblue `date_updated`), an older state never replaces a newer one, whatever th
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -59,15 +60,8 @@ TARGETS: dict[str, dict[str, Target]] = {
 
 def column_hints(source: str, table: str) -> dict[str, Any]:
     """The REST load's own column hints, so webhook rows get the same columns and types."""
-    if source == "chatwoot":
-        try:
-            from sources.chatwoot.endpoints import STREAMS
-        except ImportError:  # before the tables-as-data layout
-            from sources.chatwoot.settings import STREAMS  # type: ignore[attr-defined,no-redef,assignment]
-        return dict(STREAMS[table].column_hints())
-    from sources.sendblue.helpers import column_hints as sendblue_hints
-
-    return dict(sendblue_hints(table))
+    streams = importlib.import_module(f"sources.{source}.endpoints").STREAMS
+    return dict(streams[table].column_hints())
 
 
 def _listener_pair(source: str, account: str, dataset: str, destination: Any) -> StatePair:

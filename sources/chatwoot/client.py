@@ -171,7 +171,8 @@ class AsyncChatwootClient(AsyncApiClient):
         self.settings = settings
         self.account_prefix = ACCOUNT_PATH.format(account_id=settings.account_id)
         # one limiter for every request to this server, whatever the concurrency or the account:
-        # rack-attack counts per client IP in epoch-aligned windows [§10]
+        # rack-attack counts per client IP in fixed one-minute windows aligned to epoch time
+        # (config/initializers/rack_attack.rb)
         # (none when rate_limit_per_minute is 0: the server's 429s alone pace the run)
         self.limiter: Limiter | None = limiter
         if limiter is None and settings.rate_limit_per_minute != 0:
@@ -396,7 +397,7 @@ class AsyncChatwootClient(AsyncApiClient):
             "POST", self.account_prefix + "/contacts", json_body=fields, retry_on_timeout=False
         )
         payload = body.get("payload") if isinstance(body, dict) else None
-        # {payload: {contact, contact_inbox}}; the spec's array shape is wrong [§11]
+        # {payload: {contact, contact_inbox}}: the OpenAPI spec's `payload` array is not what the server sends
         if isinstance(payload, dict) and isinstance(payload.get("contact"), dict):
             return payload["contact"]
         return payload if isinstance(payload, dict) else body

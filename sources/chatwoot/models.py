@@ -102,7 +102,7 @@ class Contact(_Model):
     additional_attributes: JsonObject = Field(default_factory=dict)
     custom_attributes: JsonObject = Field(default_factory=dict)
     created_at: UtcTimestamp = None
-    # The key is omitted entirely (not null) when the contact never sent a message [§3].
+    # The key is omitted entirely (not null) when the contact never sent a message (_contact.json.jbuilder).
     last_activity_at: UtcTimestamp = None
 
 
@@ -199,7 +199,7 @@ class Conversation(_Model):
     contact_last_seen_at: UtcTimestamp = None
     first_reply_created_at: UtcTimestamp = None
     waiting_since: UtcTimestamp = None
-    snoozed_until: UtcTimestamp = None  # an ISO string, not an epoch [§4]
+    snoozed_until: UtcTimestamp = None  # an ISO string, not the epoch the OpenAPI spec says
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -44,7 +44,7 @@ class ChatwootSettings(BaseModel):
     conversations_safety_margin_seconds: int = Field(300, ge=0)
     # `updated_within` answers in one unpaginated response; past three days the full walk is safer.
     conversations_max_updated_within_seconds: int = Field(3 * 24 * 3600, ge=1)
-    # `switchboard listen` (SPEC §9): the account webhook's secret (Chatwoot generates it; see `webhooks
+    # `switchboard listen`: the account webhook's secret (Chatwoot generates it; see `webhooks
     # list`), and whether deliveries without a signature (servers before 4.12) are accepted
     webhook_secret: SecretStr | None = None
     allow_unsigned_webhooks: bool = False

@@ -3,13 +3,13 @@ server budget, one limiter per server origin, and a tally of the wall time spent
 
 - `RateLimiter`: at most N requests in any sliding period (Sendblue's documented 100 per 10 s).
 - `WindowBudgetLimiter`: for servers that count requests in fixed windows aligned to epoch time and
-  answer 429 without Retry-After (Chatwoot's rack-attack, `shared/api/chatwoot.md` §10). Pinned, it keeps
+  answer 429 without Retry-After (Chatwoot's rack-attack: a text/plain `Retry later`). Pinned, it keeps
   under a budget it is given; on "auto" it starts at a conservative budget, lets more through while no
   429 comes back (at most `probe_in_flight` requests past what a window has already let through, so
   finding the limit costs that many 429s), and on a 429 waits for the next window and settles just under
   what that window allowed. Either way it never sends more than it settled on in any sliding window.
-- `shared_window_limiter`: one limiter per origin in a process (SPEC §8: accounts on one Chatwoot server
-  share its per-IP budget), remembering learned budgets per origin between runs in a small JSON file in
+- `shared_window_limiter`: one limiter per origin in a process (accounts on one Chatwoot server share
+  its per-IP budget), remembering learned budgets per origin between runs in a small JSON file in
   dlt's data directory.
 
 Every limiter is shared by concurrent requests, possibly from several event loops (one per client

@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
-# `[sources.X.accounts.NAME]` (SPEC §8): each named account takes the same keys as the source's section
+# `[sources.X.accounts.NAME]`: each named account takes the same keys as the source's section
 ACCOUNTS = "accounts"
 
 

@@ -1,4 +1,4 @@
-"""Sendblue dlt source: contacts, contact_tags, messages and conversations (SPEC §5, dataset `sendblue`).
+"""Sendblue dlt source: contacts, contact_tags, messages and conversations (dataset `sendblue`).
 
 Configuration comes from `sources.sendblue.*` (`.dlt/config.toml`, `.dlt/secrets.toml`, env vars such as
 SOURCES__SENDBLUE__API_KEY_ID); tests and callers may pass `settings=` and `transport=` instead.

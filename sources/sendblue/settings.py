@@ -44,7 +44,7 @@ class SendblueSettings(BaseModel):
     messages_page_size: int = Field(default=MESSAGES_PAGE_DEFAULT, ge=1, le=MESSAGES_PAGE_MAX)
     messages_lag_seconds: float = Field(default=0.0, ge=0)
     messages_start_date: datetime | None = None  # first-run lower bound on date_updated; None: all history
-    # `switchboard listen` (SPEC §9): the secret Sendblue sends in `sb-signing-secret`, and whether
+    # `switchboard listen`: the secret Sendblue sends in `sb-signing-secret`, and whether
     # deliveries without it are accepted
     webhook_secret: SecretStr | None = None
     allow_unsigned_webhooks: bool = False
