@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from sources.common.http import ApiError
+from sources.common.errors import ApiError
 
 # Environment variables whose values are secrets: destination credentials (a DSN, or its password as
 # DESTINATION__X__CREDENTIALS__PASSWORD) and anything named like a token, secret, password or key id,

@@ -19,14 +19,15 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from sources.common.http import (
+from sources.common.errors import (
     ApiError,
     AuthError,
     NotFoundError,
+    RateLimitedError,
     ServerError,
     TransportError,
-    gather_limited,
 )
+from sources.common.runtime import gather_limited
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -121,6 +122,11 @@ def failure(row: Progress, exc: BaseException) -> RowResult:
     if row.unsafe and isinstance(exc, TransportError | ServerError):
         return row.result(Outcome.UNKNOWN, f"outcome unknown, will reconcile: {exc}", status=exc.status)
     return row.result(Outcome.ERROR, str(exc), status=exc.status)
+
+
+def refused(exc: BaseException) -> bool:
+    """The API answered and refused the request (a 4xx other than a 429): nothing of it took effect."""
+    return isinstance(exc, ApiError) and not isinstance(exc, RateLimitedError) and 400 <= (exc.status or 0) < 500
 
 
 async def run_each(items: list[T], fn: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:

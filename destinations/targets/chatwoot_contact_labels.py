@@ -12,7 +12,7 @@ from pydantic import field_validator
 from destinations.targets.base import Progress, RowResult, WorkItem, failure, run_each
 from destinations.targets.chatwoot_contacts import ChatwootTarget, identifier_text
 from destinations.targets.fields import Row, normalize_email, normalize_text
-from sources.common.http import NotFoundError
+from sources.common.errors import NotFoundError
 
 
 class ChatwootLabelRow(Row):

@@ -35,8 +35,8 @@ from destinations.targets.fields import (
     normalize_list,
     normalize_text,
 )
-from sources.chatwoot.client import AsyncChatwootClient, ChatwootValidationError
-from sources.common.http import ApiError, NotFoundError
+from sources.chatwoot.client import AsyncChatwootClient
+from sources.common.errors import ApiError, NotFoundError, ValidationError
 
 # a filter page holds 15 contacts, so 15 OR-ed keys come back in one request
 LOOKUP_KEYS_PER_REQUEST = 15
@@ -211,7 +211,7 @@ class ChatwootContacts(ChatwootTarget):
                 body[name] = values
         try:
             contact = await self.send(self.client.create_contact(body), row, unsafe=True)
-        except ChatwootValidationError as exc:
+        except ValidationError as exc:
             # the match key is taken: the contact exists after all (created since the table loaded)
             found = (await self.directory.lookup([row.item.key])).get(row.item.key) if self.match_on in exc.attributes else None
             if found is None:

@@ -34,6 +34,7 @@ from destinations.targets.base import (
     Target,
     WorkItem,
     failure,
+    refused,
     run_each,
 )
 from destinations.targets.changes import map_changes, scalar_changes
@@ -45,7 +46,7 @@ from destinations.targets.fields import (
     normalize_text,
     normalize_text_map,
 )
-from sources.common.http import ApiError, NotFoundError
+from sources.common.errors import NotFoundError
 from sources.sendblue.client import AsyncSendblueClient
 from sources.sendblue.endpoints import BULK_CREATE_BATCH_MAX
 
@@ -214,7 +215,7 @@ class SendblueContacts(SendblueTarget):
             answered = await self.send(self.client.bulk_create_contacts(bulk_items), *rows, unsafe=True)
         except Exception as exc:
             failed = [failure(row, exc) for row in rows]  # raises what ends the run
-            if not (isinstance(exc, ApiError) and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429):
+            if not refused(exc):
                 return failed  # a timeout, dropped connection or 5xx: some or all rows may exist now
             # refused as a whole: a bad row, a duplicate, or more rows than this server takes (the maximum
             # is undocumented). Halves narrow it down in a few requests; a single row left is created on

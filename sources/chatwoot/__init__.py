@@ -26,7 +26,6 @@ from .readers import (
     discover,
     list_pages,
     message_pages,
-    open_client,
     settings_from_config,
 )
 from .settings import ChatwootSettings
@@ -78,8 +77,9 @@ def chatwoot_source(
                 "conversations_max_updated_within_seconds": conversations_max_updated_within_seconds,
             }
         )
-    # one client, hence one rate limiter and one connection pool, for every resource of the run
-    client = open_client(settings, transport)
+    # one client, hence one rate limiter and one connection pool, for every resource of the run; closed
+    # when the source is garbage collected (dlt runs the resources interleaved: none of them may close it)
+    client = ChatwootClient(settings, transport=transport)
     # each table: its reader, with the hints of its STREAMS entry (as dlt's verified hubspot source does)
     readers: dict[str, Callable[[], Iterator[list[dict[str, Any]]]]] = {
         "contacts": lambda: contact_pages(client, dlt.current.resource_state()),

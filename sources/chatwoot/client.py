@@ -1,4 +1,4 @@
-"""Typed Chatwoot client: settings, errors, one async client and its synchronous facade.
+"""Typed Chatwoot client: one async client and its synchronous facade.
 
 `AsyncChatwootClient` holds the endpoints and the pagination styles Chatwoot has (page + `meta.count`,
 page until a short page, the message-id `after=` cursor, unpaginated lists); `ChatwootClient` offers the
@@ -20,25 +20,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sources.common.http import (
-    ApiError,
-    AsyncApiClient,
-    AuthError,
-    ConflictError,
-    Limiter,
-    NotFoundError,
-    RateLimitedError,
-    RetryPolicy,
-    ServerError,
-    SyncFacade,
-    TransportError,
-    UnsafeUrlError,
-    ValidationError,
-    gather_limited,
-)
+from sources.common.errors import ApiError, ServerError, error_kind
+from sources.common.http import AsyncApiClient, Limiter, RetryPolicy
 from sources.common.paging import Endpoint, Page, WalkReport
 from sources.common.paging import walk as walk_pages
 from sources.common.ratelimit import shared_window_limiter
+from sources.common.runtime import SyncFacade, gather_limited
 
 from . import settings as cs
 from .endpoints import ACCOUNT_PATH, ENDPOINTS
@@ -47,66 +34,6 @@ from .settings import ChatwootSettings
 
 log = logging.getLogger("switchboard.chatwoot")
 
-
-# ------------------------------------------------------------------------------------------ errors
-
-
-class ChatwootError(ApiError):
-    """Any Chatwoot call that failed for good; `status` and `body` carry the server's answer."""
-
-    api = cs.API_NAME
-
-
-class ChatwootAuthError(ChatwootError, AuthError):
-    """401/403: bad token, not a member of the account, suspended account, or the role forbids it."""
-
-
-class ChatwootNotFoundError(ChatwootError, NotFoundError):
-    """404: unknown account, contact or conversation."""
-
-
-class ChatwootValidationError(ChatwootError, ValidationError):
-    """400/422: the payload was refused; `attributes` names the offending fields when Chatwoot says."""
-
-    @property
-    def attributes(self) -> list[str]:
-        attrs = self.body.get("attributes") if isinstance(self.body, dict) else None
-        return [str(a) for a in attrs] if isinstance(attrs, list) else []
-
-
-class ChatwootConflictError(ChatwootError, ConflictError):
-    """409."""
-
-
-class ChatwootRateLimitedError(ChatwootError, RateLimitedError):
-    """429 that outlasted every retry."""
-
-
-class ChatwootServerError(ChatwootError, ServerError):
-    """5xx that outlasted every retry."""
-
-
-class ChatwootTransportError(ChatwootError, TransportError):
-    """Unreachable host, TLS failure, timeout or truncated body, after every retry."""
-
-
-class ChatwootUnsafeUrlError(ChatwootError, UnsafeUrlError):
-    """Plain http:// to a non-loopback host, or a redirect (never followed with the token)."""
-
-
-class ChatwootConfigError(ChatwootError):
-    """A missing or invalid `[sources.chatwoot]` setting, caught before any request."""
-
-
-_ERROR_FAMILY: dict[type[ApiError], type[ApiError]] = {
-    ApiError: ChatwootError,
-    AuthError: ChatwootAuthError,
-    NotFoundError: ChatwootNotFoundError,
-    ValidationError: ChatwootValidationError,
-    ConflictError: ChatwootConflictError,
-    RateLimitedError: ChatwootRateLimitedError,
-    ServerError: ChatwootServerError,
-}
 
 # The path of the request being sent, so 404s can say what was missing (make_error gets no path).
 _current_path: contextvars.ContextVar[str] = contextvars.ContextVar("chatwoot_path", default="")
@@ -124,7 +51,7 @@ def _items(body: Any, path: tuple[str, ...]) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ChatwootServerError(f"Chatwoot sent an unexpected body: {'.'.join(path)} is not a list")
+        raise ServerError(f"Chatwoot sent an unexpected body: {'.'.join(path)} is not a list", api=cs.API_NAME)
     return value
 
 
@@ -134,7 +61,9 @@ def _keyed(items: list[Any], endpoint: Endpoint) -> list[dict[str, Any]]:
     for item in items:
         key = item.get(endpoint.key) if isinstance(item, dict) and endpoint.key else None
         if not isinstance(key, int) or isinstance(key, bool):
-            raise ChatwootServerError(f"Chatwoot sent an unexpected body: a row of {endpoint.path} without an id")
+            raise ServerError(
+                f"Chatwoot sent an unexpected body: a row of {endpoint.path} without an id", api=cs.API_NAME
+            )
     return items
 
 
@@ -143,7 +72,6 @@ def _keyed(items: list[Any], endpoint: Endpoint) -> list[dict[str, Any]]:
 
 class AsyncChatwootClient(AsyncApiClient):
     api_name = cs.API_NAME
-    error_family = _ERROR_FAMILY
 
     def __init__(
         self,
@@ -152,22 +80,19 @@ class AsyncChatwootClient(AsyncApiClient):
         transport: httpx.AsyncBaseTransport | None = None,
         limiter: Limiter | None = None,
     ):
-        try:
-            super().__init__(
-                settings.base_url,
-                headers={
-                    "api_access_token": settings.api_access_token.get_secret_value(),
-                    "Accept": "application/json",
-                    "User-Agent": "switchboard-etl",
-                },
-                timeout=settings.timeout,
-                retry=RetryPolicy(
-                    max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds
-                ),
-                transport=transport,
-            )
-        except UnsafeUrlError as exc:
-            raise ChatwootUnsafeUrlError(str(exc), api=self.api_name) from None
+        super().__init__(
+            settings.base_url,
+            headers={
+                "api_access_token": settings.api_access_token.get_secret_value(),
+                "Accept": "application/json",
+                "User-Agent": "switchboard-etl",
+            },
+            timeout=settings.timeout,
+            retry=RetryPolicy(
+                max_retries=settings.max_retries, backoff_base=settings.retry_backoff_seconds
+            ),
+            transport=transport,
+        )
         self.settings = settings
         self.account_prefix = ACCOUNT_PATH.format(account_id=settings.account_id)
         # one limiter for every request to this server, whatever the concurrency or the account:
@@ -192,11 +117,9 @@ class AsyncChatwootClient(AsyncApiClient):
         relative = path[len(self.account_prefix) :] if path.startswith(self.account_prefix) else path
         return method + " " + _NUMERIC_SEGMENT.sub("/{id}", relative)
 
-    def delay_after_429(self, response: httpx.Response, attempt: int) -> float:
+    def wait_without_retry_after(self, attempt: int) -> float:
         """rack-attack's 429 has no Retry-After and its buckets are fixed windows aligned to epoch time,
         so the budget comes back at the next window boundary; jitter spreads the concurrent retries."""
-        if response.headers.get("retry-after"):
-            return super().delay_after_429(response, attempt)
         known = self.limiter.retry_delay() if self.limiter else None
         if known is not None:
             return known
@@ -205,9 +128,7 @@ class AsyncChatwootClient(AsyncApiClient):
         return until_boundary + random.uniform(0.05, 0.05 + min(1.0, window * 0.1))
 
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        return self.error_class(status)(
-            self._phrase(status, message, body), status=status, body=body, api=self.api_name
-        )
+        return error_kind(status)(self._phrase(status, message, body), status=status, body=body, api=self.api_name)
 
     def _phrase(self, status: int, message: str, body: Any) -> str:
         account = self.settings.account_id
@@ -246,12 +167,6 @@ class AsyncChatwootClient(AsyncApiClient):
         token = _current_path.set(path)
         try:
             return await super().request(method, path, **kwargs)
-        except ChatwootError:
-            raise
-        except UnsafeUrlError as exc:
-            raise ChatwootUnsafeUrlError(str(exc), status=exc.status, api=self.api_name) from None
-        except TransportError as exc:
-            raise ChatwootTransportError(str(exc), api=self.api_name) from None
         finally:
             _current_path.reset(token)
 
@@ -441,12 +356,3 @@ class ChatwootClient(SyncFacade):
     def aclient(self) -> AsyncChatwootClient:
         return self._async  # type: ignore[no-any-return]
 
-    def __enter__(self) -> ChatwootClient:
-        return self
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a human: the typed error's message, or the exception's type and text."""
-    if isinstance(exc, ApiError):
-        return str(exc)
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

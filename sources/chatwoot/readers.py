@@ -10,21 +10,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
 
 from sources.common import settings as common_settings
+from sources.common.errors import ConfigError, NotFoundError
 from sources.common.paging import WalkReport
 from sources.common.streams import DELETED_COLUMN
 
-from .client import ChatwootClient, ChatwootConfigError, ChatwootNotFoundError
+from .client import ChatwootClient
 from .endpoints import LABELLED_CONTACTS_FILTER, STREAMS
 from .models import contact_rows, conversation_rows, message_rows, model_rows
-from .settings import ChatwootSettings
+from .settings import API_NAME, ChatwootSettings
 
 log = logging.getLogger("switchboard.chatwoot")
 
@@ -46,43 +47,13 @@ def build_settings(values: Mapping[str, Any]) -> ChatwootSettings:
         values,
         required=("account_id", "api_access_token"),
         secret_keys=SECRET_KEYS,
-        error=ChatwootConfigError,
+        error=partial(ConfigError, api=API_NAME),
     )
 
 
 def settings_from_config(**overrides: Any) -> ChatwootSettings:
     """Resolve `[sources.chatwoot]` from dlt's providers (config.toml, secrets.toml, env vars)."""
     return build_settings(common_settings.config_values(ChatwootSettings, "chatwoot", SECRET_KEYS, **overrides))
-
-
-def open_client(
-    settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> ChatwootClient:
-    """A client shared by the resources of one source. dlt runs them interleaved and concurrent fetches
-    may still be in flight when one resource ends, so the connections and the private event loop are
-    closed when the client is garbage collected (or at exit), not by any one resource."""
-    client = ChatwootClient(settings, transport=transport)
-    weakref.finalize(client, _shutdown, client.aclient, client._loop)
-    return client
-
-
-def _shutdown(aclient: Any, loop_thread: Any) -> None:
-    """Close the connections, then stop the loop, without waiting: the garbage collector may call this
-    on any thread, the loop's own included, where blocking on the loop would deadlock."""
-    loop = loop_thread.loop
-    if loop.is_closed() or not loop.is_running():
-        return
-
-    async def close() -> None:
-        try:
-            await aclient.aclose()
-        finally:
-            loop.stop()
-
-    try:
-        loop.call_soon_threadsafe(lambda: loop.create_task(close()))
-    except RuntimeError:  # the loop closed meanwhile
-        pass
 
 
 # ------------------------------------------------------------------------------------------ contacts
@@ -124,7 +95,7 @@ def contact_pages(client: ChatwootClient, state: dict[str, Any]) -> Iterator[lis
     tombstones: list[dict[str, Any]] = []
     still_there: list[dict[str, Any]] = []
     for contact_id, result in client.contacts_by_id(vanished):
-        if isinstance(result, BaseException) and not isinstance(result, ChatwootNotFoundError):
+        if isinstance(result, BaseException) and not isinstance(result, NotFoundError):
             raise result
         if isinstance(result, dict) and is_listed(result):
             still_there.append(result)
@@ -151,7 +122,7 @@ def _read_labels(client: ChatwootClient, contact_ids: Iterable[int], pairs: set[
     """GET /contacts/{id}/labels for each id (concurrently); add the pairs, return the label names seen."""
     names: set[str] = set()
     for contact_id, result in client.labels_of_contacts(list(contact_ids)):
-        if isinstance(result, ChatwootNotFoundError):
+        if isinstance(result, NotFoundError):
             continue  # deleted since it was listed
         if isinstance(result, BaseException):
             raise result
@@ -191,7 +162,7 @@ def contact_label_pairs(client: ChatwootClient, mode: str) -> set[tuple[int, str
         _read_labels(client, labelled, pairs)
         return pairs
     if mode != "fast":
-        raise ChatwootConfigError(f"sources.chatwoot.contact_labels_mode must be exact or fast, not {mode!r}")
+        raise ConfigError(f"sources.chatwoot.contact_labels_mode must be exact or fast, not {mode!r}", api=API_NAME)
     account_labels = {label["title"] for label in client.list_labels()}
     covered = _list_by_labels(client, sorted(account_labels), pairs)
     uncovered = [contact_id for contact_id in labelled if contact_id not in covered]
@@ -307,7 +278,7 @@ def message_pages(
     if not cursors:
         return
     for conversation_id, result in client.messages_of_conversations(cursors):
-        if isinstance(result, ChatwootNotFoundError):
+        if isinstance(result, NotFoundError):
             synced.pop(str(conversation_id), None)  # deleted since it was listed
             continue
         if isinstance(result, BaseException):
@@ -324,7 +295,7 @@ def message_pages(
 
 def check_connection(settings: ChatwootSettings, transport: httpx.AsyncBaseTransport | None = None) -> str:
     """The cheapest authenticated, account-scoped call (GET /labels). Returns "ok" or raises a
-    ChatwootError whose message is one human line: bad token, unknown account, unreachable host, TLS."""
+    ApiError whose message is one human line: bad token, unknown account, unreachable host, TLS."""
     probe = settings.model_copy(update={"max_retries": min(settings.max_retries, 1)})
     client = ChatwootClient(probe, transport=transport)
     try:

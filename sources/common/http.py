@@ -1,29 +1,35 @@
-"""The HTTP machinery both API clients share: URL safety, retries, rate limiting, typed errors.
+"""The HTTP machinery both API clients share: URL safety, the request loop with its retries, typed errors
+(`sources.common.errors`), rate limiters on the way out and usage counters.
 
-One `AsyncApiClient` subclass per API holds the endpoints; `SyncFacade` gives the same surface to
-synchronous callers (dlt resources, the CLI) by running the async client on a private event loop.
+One `AsyncApiClient` subclass per API holds the endpoints; `sources.common.runtime.SyncFacade` gives the
+same surface to synchronous callers (dlt resources, the CLI).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
-import inspect
+import email.utils
 import ipaddress
 import json
 import logging
 import random
-import ssl
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from dlt.common.runtime import signals
 
+from sources.common.errors import (
+    ApiError,
+    TransportError,
+    UnsafeUrlError,
+    api_message,
+    error_kind,
+    tls_failure,
+)
 from sources.common.ratelimit import (
     RateLimiter,
     WaitTally,
@@ -37,106 +43,6 @@ log = logging.getLogger("switchboard.http")
 Limiter = RateLimiter | WindowBudgetLimiter
 
 T = TypeVar("T")
-R = TypeVar("R")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ApiError(Exception):
-    """An API call that failed for good. Carries the HTTP status and the API's own message."""
-
-    api = "API"
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None, api: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.body = body
-        if api:
-            self.api = api
-
-    @property
-    def retryable_next_run(self) -> bool:
-        """Row-level failures (4xx other than auth) are worth retrying on the next run."""
-        return self.status is not None and 400 <= self.status < 500 and self.status not in (401, 403)
-
-
-class AuthError(ApiError):
-    """401/403: bad credentials, unknown account membership, or a forbidden action."""
-
-
-class NotFoundError(ApiError):
-    """404: unknown account, contact, conversation."""
-
-
-class ValidationError(ApiError):
-    """400/422: the API refused the payload."""
-
-
-class ConflictError(ApiError):
-    """409: already exists."""
-
-
-class RateLimitedError(ApiError):
-    """429 that outlasted every retry."""
-
-
-class ServerError(ApiError):
-    """5xx that outlasted every retry."""
-
-
-class TransportError(ApiError):
-    """Connection refused, DNS failure, timeout or a truncated body, after every retry."""
-
-
-class UnsafeUrlError(ApiError):
-    """A base URL that would send credentials in clear text, or a redirect we refuse to follow."""
-
-
-def error_kind(status: int) -> type[ApiError]:
-    """The generic error class for an HTTP status; each API maps these to its own subclasses."""
-    if status in (401, 403):
-        return AuthError
-    if status == 404:
-        return NotFoundError
-    if status in (400, 422):
-        return ValidationError
-    if status == 409:
-        return ConflictError
-    if status == 429:
-        return RateLimitedError
-    if status >= 500:
-        return ServerError
-    return ApiError
-
-
-def api_message(body: Any, text: str) -> str:
-    """The API's own words from an error body: `error`, `message` or `error_message` (both APIs use them)."""
-    if isinstance(body, dict):
-        for key in ("error", "message", "error_message"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-    snippet = " ".join(text.split())[:200]
-    if snippet.lower().startswith("<!doctype") or snippet.lower().startswith("<html"):
-        return "an HTML error page"
-    return snippet or "no message"
-
-
-def tls_failure(exc: BaseException) -> str | None:
-    """The TLS reason ("CERTIFICATE_VERIFY_FAILED", ...) behind a transport error, if TLS is what failed,
-    so "unreachable" and "bad certificate" read differently to whoever has to fix it."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError):
-            return str(getattr(current, "reason", None) or type(current).__name__)
-        current = current.__cause__ or current.__context__
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-        return " ".join(text.split())[:120]
-    return None
 
 
 # --------------------------------------------------------------------------- URL safety
@@ -192,6 +98,27 @@ class RetryPolicy:
         """Capped exponential backoff with full jitter."""
         ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
         return random.uniform(ceiling / 2, ceiling)
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """The seconds a 429 asks to wait: `retry-after-ms`, else `Retry-After` in seconds or as an HTTP date;
+    None when it does not say."""
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+    except ValueError:
+        pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -326,23 +253,17 @@ class AsyncApiClient:
         return f"{method} {path}"
 
     def delay_after_429(self, response: httpx.Response, attempt: int) -> float:
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            try:
-                return max(0.0, float(retry_after)) + random.uniform(0, 0.25)
-            except ValueError:
-                pass
+        """What the server asks (`retry_after`), with jitter; `wait_without_retry_after` when it does not say."""
+        asked = retry_after(response.headers)
+        if asked is None:
+            return self.wait_without_retry_after(attempt)
+        return asked + random.uniform(0, 0.25)
+
+    def wait_without_retry_after(self, attempt: int) -> float:
         return self.retry.backoff(attempt)
 
-    # generic error class -> this API's subclass of it (see `error_kind`)
-    error_family: dict[type[ApiError], type[ApiError]] = {}
-
-    def error_class(self, status: int) -> type[ApiError]:
-        kind = error_kind(status)
-        return self.error_family.get(kind, self.error_family.get(ApiError, kind))
-
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        return self.error_class(status)(
+        return error_kind(status)(
             f"{self.api_name} answered {status}: {message}", status=status, body=body, api=self.api_name
         )
 
@@ -454,126 +375,3 @@ class AsyncApiClient:
         if status >= 500:
             raise _Retry(self.retry.backoff(attempt_no), f"{status} server error", error)
         raise error
-
-
-# --------------------------------------------------------------------------- sync facade
-
-
-class LoopThread:
-    """A private event loop on a daemon thread, so sync code can drive async clients."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-io", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Awaitable[R], *, interruptible: bool = True) -> R:
-        """Run `coro` on the loop and wait for it. A Ctrl-C or SIGTERM that dlt intercepted during a load
-        (`dlt.common.runtime.signals`) cancels it at once, not after a whole fan-out of requests."""
-        if interruptible:
-            signals.raise_if_signalled()
-        future = asyncio.run_coroutine_threadsafe(_as_coro(coro), self.loop)
-        while interruptible:
-            try:
-                return future.result(timeout=0.2)
-            except concurrent.futures.TimeoutError:
-                if signals.was_signal_received():
-                    future.cancel()
-                    signals.raise_if_signalled()
-        return future.result()
-
-    def iterate(self, agen: AsyncIterator[R]) -> Iterator[R]:
-        try:
-            while True:
-                try:
-                    yield self.run(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            aclose = getattr(agen, "aclose", None)
-            if aclose is not None and self.loop.is_running():
-                self.run(aclose(), interruptible=False)
-
-    def close(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=5)
-
-
-async def _as_coro(aw: Awaitable[R]) -> R:
-    return await aw
-
-
-class SyncFacade:
-    """The same surface as an async client: coroutine methods return values, async generators iterate.
-
-    Usage: `ChatwootClient = SyncFacade.wrap(AsyncChatwootClient(...))`.
-    """
-
-    def __init__(self, async_client: Any):
-        self._async = async_client
-        self._loop = LoopThread()
-
-    @property
-    def aclient(self) -> Any:
-        return self._async
-
-    def run(self, coro: Awaitable[R]) -> R:
-        """Run any coroutine on the client's loop (for fan-out helpers such as `gather_limited`)."""
-        return self._loop.run(coro)
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._async, name)
-        if inspect.isasyncgenfunction(attr):
-            def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                return self._loop.iterate(attr(*args, **kwargs))
-
-            return gen_wrapper
-        if inspect.iscoroutinefunction(attr):
-            def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self._loop.run(attr(*args, **kwargs))
-
-            return coro_wrapper
-        return attr
-
-    def close(self) -> None:
-        try:
-            self._loop.run(self._async.aclose())
-        finally:
-            self._loop.close()
-
-    def __enter__(self) -> SyncFacade:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-async def gather_limited(
-    items: Iterable[T], fn: Callable[[T], Awaitable[R]], concurrency: int
-) -> AsyncIterator[tuple[T, R | BaseException]]:
-    """Run `fn` over `items` with at most `concurrency` in flight; yield (item, result or exception)
-    in completion order. Exceptions are yielded, not raised, so one bad item never loses the rest."""
-    queue: asyncio.Queue[tuple[T, R | BaseException]] = asyncio.Queue()
-    sem = asyncio.Semaphore(max(1, concurrency))
-    pending = 0
-
-    async def one(item: T) -> None:
-        async with sem:
-            try:
-                result: R | BaseException = await fn(item)
-            except Exception as exc:  # reported to the caller, never swallowed
-                result = exc
-        await queue.put((item, result))
-
-    tasks = []
-    for item in items:
-        tasks.append(asyncio.ensure_future(one(item)))
-        pending += 1
-    try:
-        while pending:
-            yield await queue.get()
-            pending -= 1
-    finally:
-        for t in tasks:
-            t.cancel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import dlt
@@ -85,7 +85,11 @@ def unknown_keys(path: Collection[str], known: Collection[str], *, accounts: boo
 
 
 def check_keys(
-    path: Collection[str], known: Collection[str], error: type[Exception] = UnknownConfigKey, *, accounts: bool = False
+    path: Collection[str],
+    known: Collection[str],
+    error: Callable[[str], Exception] = UnknownConfigKey,
+    *,
+    accounts: bool = False,
 ) -> None:
     """Raise `error` with one line naming every unknown key under `path` (see `unknown_keys`)."""
     problems = unknown_keys(path, known, accounts=accounts)
@@ -118,7 +122,7 @@ def build_settings(
     *,
     required: Iterable[str],
     secret_keys: Collection[str],
-    error: type[Exception],
+    error: Callable[[str], Exception],
 ) -> M:
     """`model` from config values, where None or "" means not set (the default applies), or `error` with
     one line naming the key and its environment variable. Never echoes a value: it could be a secret.

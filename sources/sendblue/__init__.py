@@ -15,14 +15,9 @@ import dlt
 from dlt.common.typing import TDataItems, TSecretStrValue
 from dlt.sources import DltResource
 
-from sources.sendblue.client import (
-    AsyncSendblueClient,
-    SendblueClient,
-    SendblueError,
-)
+from sources.sendblue.client import AsyncSendblueClient, SendblueClient
 from sources.sendblue.conversations import ConversationBuilder, conversation_id_of
 from sources.sendblue.helpers import (
-    ClientLease,
     SharedMessageWalk,
     build_settings,
     check_connection,
@@ -44,7 +39,6 @@ from sources.sendblue.warehouse import (
 __all__ = [
     "AsyncSendblueClient",
     "SendblueClient",
-    "SendblueError",
     "SendblueSettings",
     "check_connection",
     "discover",
@@ -53,13 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("switchboard.sendblue")
-
-# which selected resources make each client-using generator run (contact_tags rides on contacts' pipe)
-CLIENT_USERS = {
-    "contacts": {"contacts", "contact_tags"},
-    "messages": {"messages"},
-    "conversations": {"conversations"},
-}
 
 
 @dlt.source(name="sendblue", section="sendblue", max_table_nesting=0)
@@ -90,15 +77,17 @@ def sendblue_source(
     if settings is None:
         values = {k: v for k, v in locals().items() if k not in ("settings", "transport")}
         settings = build_settings(values)
-    lease = ClientLease(settings, transport, CLIENT_USERS)
+    # one client, hence one set of rate limiters, for every resource of the run; closed when the source is
+    # garbage collected (dlt runs the resources interleaved: none of them may close it)
+    client = SendblueClient(settings, transport=transport)
     shared_walk = SharedMessageWalk()
     start_date = settings.messages_start_date
-    contacts_resource = contacts(lease)
+    contacts_resource = contacts(client)
     return (
         contacts_resource,
         contacts_resource | contact_tags,
         messages(
-            lease,
+            client,
             shared_walk,
             dlt.sources.incremental(
                 "date_updated",
@@ -106,7 +95,7 @@ def sendblue_source(
                 lag=settings.messages_lag_seconds or None,
             ),
         ),
-        conversations(lease, shared_walk, start_date),
+        conversations(client, shared_walk, start_date),
     )
 
 
@@ -116,14 +105,10 @@ def sendblue_source(
     write_disposition="merge",
     columns=column_hints("contacts"),
 )
-def contacts(lease: ClientLease) -> Iterator[TDataItems]:
+def contacts(client: SendblueClient) -> Iterator[TDataItems]:
     """Every contact, oldest first, each once, in pages (a full walk: contacts have no updated_at); contacts
     deleted since the last run are removed."""
-    client = lease.acquire("contacts")
-    try:
-        yield from contact_pages(client, dlt.current.resource_state())
-    finally:
-        lease.release()
+    yield from contact_pages(client, dlt.current.resource_state())
 
 
 @dlt.transformer(
@@ -152,19 +137,18 @@ def contact_tags(page: list[dict[str, Any]]) -> Iterator[TDataItems]:
     columns=column_hints("messages"),
 )
 def messages(
-    lease: ClientLease,
+    client: SendblueClient,
     shared_walk: SharedMessageWalk,
     updated: dlt.sources.incremental[datetime] = dlt.sources.incremental("date_updated"),
 ) -> Iterator[TDataItems]:
     """Messages changed since the last run (all of them on the first), ordered by date_updated ascending."""
-    client = lease.acquire("messages")
     complete = False
     try:
         shared_walk.begin(
             walk_start=updated.start_value,
             bounded_above=updated.end_value is not None,
             conversations_state=dlt.current.source_state().get("resources", {}).get("conversations", {}),
-            baseline=lease.settings.messages_start_date,
+            baseline=client.aclient.settings.messages_start_date,
             conversations_selected="conversations" in selected_resources(),
         )
         for page in client.iter_messages(
@@ -177,7 +161,6 @@ def messages(
         complete = True
     finally:
         shared_walk.end(complete)
-        lease.release()
 
 
 @dlt.resource(
@@ -187,7 +170,7 @@ def messages(
     columns=column_hints("conversations"),
 )
 def conversations(
-    lease: ClientLease, shared_walk: SharedMessageWalk, start_date: datetime | None
+    client: SendblueClient, shared_walk: SharedMessageWalk, start_date: datetime | None
 ) -> Iterator[TDataItems]:
     """One row per thread, rebuilt for every thread the new and edited messages touch.
 
@@ -197,44 +180,41 @@ def conversations(
     incremental walk's threads are rebuilt from the warehouse's `messages` table (see warehouse.py), or
     re-read from the API where the warehouse cannot stand in.
     """
-    client = lease.acquire("conversations")
-    try:
-        state = dlt.current.resource_state()
-        builder: ConversationBuilder | None = None
-        store: WarehouseThreads | None = None
-        if "messages" in selected_resources():
-            while not shared_walk.done_in_this_extraction():
-                yield None  # let the messages resource advance its walk
-            if shared_walk.complete:
-                builder = shared_walk.builder
-                if builder is not None and not builder.full and start_date is None:
-                    store = WarehouseThreads.of_current_pipeline()
-        if builder is None:
-            previous = ConversationBuilder.from_state(state, full=False)
-            walk_from = previous.cursor or start_date
-            if previous.cursor is not None and start_date is None:
-                # with a start date the messages table lacks older history: threads are re-read instead
-                messages_state = dlt.current.source_state().get("resources", {}).get("messages", {})
-                store, walk_from = walk_start_over_warehouse(
-                    previous.cursor, messages_state, lease.settings.messages_lag_seconds
-                )
-            builder = ConversationBuilder.from_state(state, full=walk_from is None)
-            for page in client.iter_messages(updated_at_gte=walk_from):
-                builder.observe(page)
-        if store is not None and not builder.full:
-            rows = rebuild_touched(builder, store, creation_order_from(client))
-        else:
-            rows = client.run(builder.rows(lease.aclient, lease.settings.concurrency))
-        yield from chunks(rows, 1000)
-        state.update(builder.state())
-        log.info(
-            "Sendblue conversations: %d messages observed, %d threads rebuilt from the warehouse (%d tie "
-            "requests), %d threads re-read, %d rows",
-            builder.messages_seen,
-            builder.threads_rebuilt,
-            builder.tie_requests,
-            builder.threads_reread,
-            len(rows),
-        )
-    finally:
-        lease.release()
+    state = dlt.current.resource_state()
+    builder: ConversationBuilder | None = None
+    store: WarehouseThreads | None = None
+    if "messages" in selected_resources():
+        while not shared_walk.done_in_this_extraction():
+            yield None  # let the messages resource advance its walk
+        if shared_walk.complete:
+            builder = shared_walk.builder
+            if builder is not None and not builder.full and start_date is None:
+                store = WarehouseThreads.of_current_pipeline()
+    if builder is None:
+        previous = ConversationBuilder.from_state(state, full=False)
+        walk_from = previous.cursor or start_date
+        if previous.cursor is not None and start_date is None:
+            # with a start date the messages table lacks older history: threads are re-read instead
+            messages_state = dlt.current.source_state().get("resources", {}).get("messages", {})
+            store, walk_from = walk_start_over_warehouse(
+                previous.cursor, messages_state, client.aclient.settings.messages_lag_seconds
+            )
+        builder = ConversationBuilder.from_state(state, full=walk_from is None)
+        for page in client.iter_messages(updated_at_gte=walk_from):
+            builder.observe(page)
+    if store is not None and not builder.full:
+        rows = rebuild_touched(builder, store, creation_order_from(client))
+    else:
+        rows = client.run(builder.rows(client.aclient, client.aclient.settings.concurrency))
+    yield from chunks(rows, 1000)
+    state.update(builder.state())
+    log.info(
+        "Sendblue conversations: %d messages observed, %d threads rebuilt from the warehouse (%d tie "
+        "requests), %d threads re-read, %d rows",
+        builder.messages_seen,
+        builder.threads_rebuilt,
+        builder.tie_requests,
+        builder.threads_reread,
+        len(rows),
+    )
+

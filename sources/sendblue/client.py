@@ -1,40 +1,25 @@
 """The Sendblue API client: async (`AsyncSendblueClient`) and sync (`SendblueClient`) with the same surface.
 
 Reads page through keyset windows (see `paging.py`) and return normalised snake_case dicts; writes return
-the contact the API answered with, normalised the same way. The HTTP machinery (retries with backoff and
+the contact the API answered with, normalised the same way (`writes.py`). The HTTP machinery (retries with backoff and
 jitter, 429 handling, typed errors, no redirects with credentials, HTTPS except loopback) is the shared
 `AsyncApiClient`; this module adds Sendblue's auth headers, limiters, endpoints and error phrasing.
 """
 
 from __future__ import annotations
 
-import email.utils
-import random
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from sources.common.http import (
-    ApiError,
-    AsyncApiClient,
-    AuthError,
-    ConflictError,
-    NotFoundError,
-    RateLimitedError,
-    RateLimiter,
-    RetryPolicy,
-    ServerError,
-    SyncFacade,
-    ValidationError,
-)
+from sources.common.errors import ApiError, NotFoundError, ServerError, ValidationError, error_kind
+from sources.common.http import RateLimiter, RetryPolicy
 from sources.common.keyset import keyset_walk
 from sources.common.paging import Page, WalkReport, endpoint_of, is_last_page
+from sources.common.runtime import SyncFacade
 from sources.sendblue.endpoints import (
-    BULK_CREATE_BATCH_MAX,
     CONTACTS_OFFSET_CAP,
     CONTACTS_PAGE_MAX,
     ENDPOINTS,
@@ -42,76 +27,21 @@ from sources.sendblue.endpoints import (
     SECRET_KEY_HEADER,
 )
 from sources.sendblue.models import (
-    BULK_FIELDS,
-    CREATE_FIELDS,
-    UPDATE_FIELDS,
     MessagesPage,
     normalise_contact,
     normalise_contacts,
     normalise_messages,
     parse_timestamp,
-    phone_of,
     to_api_timestamp,
-    write_fields,
 )
 from sources.sendblue.settings import API_NAME, SendblueSettings
-
-# --------------------------------------------------------------------------- errors
-
-
-class SendblueConfigError(ValueError):
-    """Missing or unusable configuration, phrased as the one line a user should read."""
-
-
-class SendblueError(ApiError):
-    """Any Sendblue API failure; the message carries Sendblue's own `message`/`error` text."""
-
-    api = API_NAME
-
-
-class SendblueAuthError(SendblueError, AuthError):
-    pass
-
-
-class SendblueNotFoundError(SendblueError, NotFoundError):
-    pass
-
-
-class SendblueValidationError(SendblueError, ValidationError):
-    pass
-
-
-class SendblueConflictError(SendblueError, ConflictError):
-    pass
-
-
-class SendblueRateLimitedError(SendblueError, RateLimitedError):
-    pass
-
-
-class SendblueServerError(SendblueError, ServerError):
-    pass
-
-
-def _phone_path(template: str, phone: str) -> str:
-    # the docs: "URL-encode + as %2B" in path segments; a literal + may be read as a space by the server
-    return template.replace("{phone}", quote(phone.strip(), safe=""))
-
+from sources.sendblue.writes import ContactWrites, phone_path
 
 # --------------------------------------------------------------------------- the async client
 
 
-class AsyncSendblueClient(AsyncApiClient):
+class AsyncSendblueClient(ContactWrites):
     api_name = API_NAME
-    error_family: dict[type[ApiError], type[ApiError]] = {
-        ApiError: SendblueError,
-        AuthError: SendblueAuthError,
-        NotFoundError: SendblueNotFoundError,
-        ValidationError: SendblueValidationError,
-        ConflictError: SendblueConflictError,
-        RateLimitedError: SendblueRateLimitedError,
-        ServerError: SendblueServerError,
-    }
 
     def __init__(self, settings: SendblueSettings, *, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
@@ -147,24 +77,6 @@ class AsyncSendblueClient(AsyncApiClient):
         endpoint = endpoint_of(ENDPOINTS, method, path)
         return f"{method} {endpoint.path if endpoint else path}"
 
-    def delay_after_429(self, response: httpx.Response, attempt: int) -> float:
-        """Retry-After (seconds or an HTTP date) or retry-after-ms when sent; capped backoff otherwise."""
-        headers = response.headers
-        if "retry-after-ms" in headers:
-            try:
-                return max(0.0, float(headers["retry-after-ms"]) / 1000.0) + random.uniform(0, 0.1)
-            except ValueError:
-                pass
-        value = headers.get("retry-after")
-        if value:
-            try:
-                return max(0.0, float(value)) + random.uniform(0, 0.25)
-            except ValueError:
-                parsed = email.utils.parsedate_to_datetime(value) if value else None
-                if parsed is not None:
-                    return max(0.0, parsed.timestamp() - time.time()) + random.uniform(0, 0.25)
-        return self.retry.backoff(attempt)
-
     def make_error(self, status: int, message: str, body: Any) -> ApiError:
         if status in (401, 403):
             text = (
@@ -173,7 +85,7 @@ class AsyncSendblueClient(AsyncApiClient):
             )
         else:
             text = f"Sendblue answered {status}: {message}"
-        return self.error_class(status)(_one_line(text), status=status, body=body, api=API_NAME)
+        return error_kind(status)(_one_line(text), status=status, body=body, api=API_NAME)
 
     # -- reads: contacts
 
@@ -298,12 +210,14 @@ class AsyncSendblueClient(AsyncApiClient):
                 return int(count)
             except (ValueError, OverflowError):  # "", "12a", NaN, inf
                 pass
-        raise SendblueError(f"Sendblue answered the contact count with an unexpected body: {_shape(body)}")
+        raise ServerError(
+            f"Sendblue answered the contact count with an unexpected body: {_shape(body)}", api=API_NAME
+        )
 
     async def get_contact(self, phone: str) -> dict[str, Any] | None:
         """The contact with this E.164 number, or None when Sendblue has no such contact."""
         try:
-            body = await self.request("GET", _phone_path(ENDPOINTS["get_contact"].path, phone))
+            body = await self.request("GET", phone_path(ENDPOINTS["get_contact"].path, phone))
         except NotFoundError:
             return None
         contact = body.get("contact") if isinstance(body, dict) else None
@@ -345,8 +259,8 @@ class AsyncSendblueClient(AsyncApiClient):
             params[key] = ("true" if value else "false") if isinstance(value, bool) else value
         body = await self.request("GET", ENDPOINTS["list_messages"].path, params=params)
         if not isinstance(body, dict):
-            raise SendblueError(
-                f"Sendblue answered the messages list with an unexpected body: {_shape(body)}"
+            raise ServerError(
+                f"Sendblue answered the messages list with an unexpected body: {_shape(body)}", api=API_NAME
             )
         envelope = MessagesPage.model_validate(body)
         p = envelope.pagination
@@ -412,91 +326,6 @@ class AsyncSendblueClient(AsyncApiClient):
                 return
             offset += len(page.rows)
 
-    # -- writes (reverse ETL)
-
-    async def create_contact(self, fields: dict[str, Any], update_if_exists: bool = False) -> dict[str, Any]:
-        """POST /api/v2/contacts; with `update_if_exists` an upsert. Returns the contact as stored.
-
-        company_name and opt_out are not in the create schema, so when given they are applied by a PUT
-        right after the create. Not retried on a timeout (the create may have happened): the caller
-        reconciles with `get_contact`.
-        """
-        phone = phone_of(fields)
-        values = write_fields(fields)
-        _refuse_unknown(values, CREATE_FIELDS | {"company_name", "opt_out"}, "create_contact")
-        body: dict[str, Any] = {"number": phone, **{k: v for k, v in values.items() if k in CREATE_FIELDS}}
-        if update_if_exists:
-            body["update_if_exists"] = True
-        answer = await self.request(
-            "POST",
-            ENDPOINTS["create_contact"].path,
-            json_body=body,
-            # a plain create is not idempotent: after a timeout the caller reconciles with get_contact
-            retry_on_timeout=update_if_exists,
-        )
-        contact = _contact_from(answer, phone)
-        follow_up = {k: v for k, v in values.items() if k in ("company_name", "opt_out")}
-        if follow_up:
-            contact = await self.update_contact(phone, follow_up)
-        return contact
-
-    async def bulk_create_contacts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """POST /api/v2/contacts/bulk in batches of at most 500; returns the contacts Sendblue answered with.
-
-        Bulk items take phone, first_name, last_name, company_name, tags and custom_variables only; other
-        fields are refused here (set them with `update_contact` / `opt_out`). Not retried on a timeout:
-        bulk create is not known to be idempotent, so the caller reconciles by phone.
-        """
-        items = []
-        for row in rows:
-            values = write_fields(row)
-            _refuse_unknown(values, BULK_FIELDS, "bulk_create_contacts")
-            items.append({"phone": phone_of(row), **values})
-        created: list[dict[str, Any]] = []
-        for start in range(0, len(items), BULK_CREATE_BATCH_MAX):
-            batch = items[start : start + BULK_CREATE_BATCH_MAX]
-            answer = await self.request(
-                "POST",
-                ENDPOINTS["bulk_create_contacts"].path,
-                json_body={"contacts": batch},
-                retry_on_timeout=False,
-            )
-            contacts = answer.get("contacts") if isinstance(answer, dict) else None
-            created.extend(normalise_contacts(contacts or []))
-        return created
-
-    async def update_contact(self, phone: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """PUT /api/v2/contacts/{phone}, partial: only the given fields change (custom_variables merge)."""
-        values = write_fields(fields)
-        _refuse_unknown(values, UPDATE_FIELDS, "update_contact")
-        answer = await self.request(
-            "PUT", _phone_path(ENDPOINTS["update_contact"].path, phone), json_body=values
-        )
-        return _contact_from(answer, phone)
-
-    async def opt_out(self, phone: str, opted_out: bool = True) -> dict[str, Any]:
-        """POST /api/v2/contacts/opt-out: opt a number out (or back in with opted_out=False)."""
-        answer = await self.request(
-            "POST",
-            ENDPOINTS["opt_out"].path,
-            json_body={"number": phone.strip(), "opted_out": bool(opted_out)},
-        )
-        answer = answer if isinstance(answer, dict) else {}
-        return {
-            "number": answer.get("number", phone.strip()),
-            "opted_out": bool(answer.get("opted_out", answer.get("optedOut", opted_out))),
-            "status": answer.get("status"),
-        }
-
-    async def delete_contact(self, phone: str) -> dict[str, Any]:
-        """DELETE /api/v2/contacts/{phone}; a contact that is already gone counts as deleted."""
-        try:
-            answer = await self.request("DELETE", _phone_path(ENDPOINTS["delete_contact"].path, phone))
-        except NotFoundError:
-            return {"phone": phone.strip(), "deleted": True, "status": "NOT_FOUND"}
-        status = answer.get("status") if isinstance(answer, dict) else None
-        return {"phone": phone.strip(), "deleted": True, "status": status}
-
 
 class SendblueClient(SyncFacade):
     """The synchronous face of `AsyncSendblueClient`: same methods, values instead of coroutines and
@@ -505,8 +334,9 @@ class SendblueClient(SyncFacade):
     def __init__(self, settings: SendblueSettings, *, transport: httpx.AsyncBaseTransport | None = None):
         super().__init__(AsyncSendblueClient(settings, transport=transport))
 
-    def __enter__(self) -> SendblueClient:
-        return self
+    @property
+    def aclient(self) -> AsyncSendblueClient:
+        return self._async  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -522,20 +352,7 @@ def _as_list(body: Any, what: str) -> list[Any]:
                 return list(body[key])
     if body is None:
         return []
-    raise SendblueError(f"Sendblue answered the {what} list with an unexpected body: {_shape(body)}")
-
-
-def _contact_from(answer: Any, phone: str) -> dict[str, Any]:
-    contact = answer.get("contact") if isinstance(answer, dict) else None
-    if isinstance(contact, dict):
-        return normalise_contact(contact)
-    return normalise_contact({"phone": phone})
-
-
-def _refuse_unknown(values: dict[str, Any], allowed: frozenset[str], method: str) -> None:
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"{method} cannot set {', '.join(unknown)}; it accepts {', '.join(sorted(allowed))}")
+    raise ServerError(f"Sendblue answered the {what} list with an unexpected body: {_shape(body)}", api=API_NAME)
 
 
 def _shape(body: Any) -> str:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Protocol
 
-from sources.common.http import gather_limited
+from sources.common.runtime import gather_limited
 from sources.sendblue.models import parse_timestamp
 
 

@@ -1,5 +1,5 @@
-"""What the dlt resources and the CLI need around the client: one shared client per source run, the
-messages walk shared with `conversations`, and the library functions `check_connection` and `discover`.
+"""What the dlt resources and the CLI need around the client: the messages walk shared with
+`conversations`, and the library functions `check_connection` and `discover`.
 """
 
 from __future__ import annotations
@@ -8,64 +8,21 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
 from dlt.common.schema.typing import TColumnSchema
 
 from sources.common import settings as common_settings
+from sources.common.errors import ConfigError
 from sources.common.paging import WalkReport
-from sources.sendblue.client import AsyncSendblueClient, SendblueClient, SendblueConfigError
+from sources.sendblue.client import SendblueClient
 from sources.sendblue.conversations import ConversationBuilder
 from sources.sendblue.endpoints import STREAMS
-from sources.sendblue.settings import SendblueSettings
+from sources.sendblue.settings import API_NAME, SendblueSettings
 
 log = logging.getLogger("switchboard.sendblue")
-
-
-class ClientLease:
-    """One `SendblueClient` shared by every resource of a source run, so they share its rate limiters.
-
-    Each resource generator holds the lease while it runs; the client closes when no generator holds it
-    and every expected one has come and gone. The generators expected are those the current selection
-    runs (`users` maps each to the selected resources that make it run), so a resource that starts after
-    another has finished (dlt's `fifo` mode) still finds the same client and the same limiter window.
-    """
-
-    def __init__(
-        self,
-        settings: SendblueSettings,
-        transport: httpx.AsyncBaseTransport | None,
-        users: dict[str, set[str]],
-    ):
-        self.settings = settings
-        self.transport = transport
-        self.users = users
-        self._client: SendblueClient | None = None
-        self._expected = 0
-        self._active = 0
-        self._released = 0
-
-    def acquire(self, user: str) -> SendblueClient:
-        if self._client is None:
-            self._client = SendblueClient(self.settings, transport=self.transport)
-            selected = set(selected_resources())
-            self._expected = sum(1 for triggers in self.users.values() if triggers & selected)
-            self._active = self._released = 0
-        self._active += 1
-        return self._client
-
-    def release(self) -> None:
-        self._active -= 1
-        self._released += 1
-        if self._client is not None and self._active <= 0 and self._released >= self._expected:
-            client, self._client = self._client, None
-            client.close()
-
-    @property
-    def aclient(self) -> AsyncSendblueClient:
-        assert self._client is not None, "the lease holds no client"
-        return self._client.aclient  # type: ignore[no-any-return]
 
 
 def current_load_id() -> str | None:
@@ -140,14 +97,14 @@ CHECK_TIMEOUT_SECONDS = 5.0  # connect and read, for `check` only
 
 def build_settings(values: dict[str, Any]) -> SendblueSettings:
     """SendblueSettings from config values (None or "" = not set: the default applies), or a one-line
-    SendblueConfigError naming the key and its environment variable. Never echoes a secret."""
+    ConfigError naming the key and its environment variable. Never echoes a secret."""
     return common_settings.build_settings(
         SendblueSettings,
         "sendblue",
         values,
         required=SECRET_KEYS,
         secret_keys=SECRET_KEYS,
-        error=SendblueConfigError,
+        error=partial(ConfigError, api=API_NAME),
     )
 
 

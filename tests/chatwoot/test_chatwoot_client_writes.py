@@ -9,7 +9,8 @@ import pytest
 
 from sandbox.chatwoot import create_app
 from sandbox.common import sandbox_of
-from sources.chatwoot.client import AsyncChatwootClient, ChatwootClient, ChatwootValidationError
+from sources.chatwoot.client import AsyncChatwootClient, ChatwootClient
+from sources.common.errors import ValidationError
 
 ASGI_URL = "http://127.0.0.1"
 
@@ -46,7 +47,7 @@ def test_duplicate_email_is_a_validation_error_naming_the_field(settings_for):
     state = sandbox_of(app)
     taken = next(c["email"] for c in state.visible_contacts() if c["email"])
     with ChatwootClient(settings_for(ASGI_URL), transport=httpx.ASGITransport(app=app)) as client:
-        with pytest.raises(ChatwootValidationError) as caught:
+        with pytest.raises(ValidationError) as caught:
             client.create_contact({"name": "Copy", "email": taken})
         contact = client.get_contact(next(iter(state.contacts)))
     assert caught.value.status == 422 and caught.value.attributes == ["email"]

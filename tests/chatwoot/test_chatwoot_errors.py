@@ -21,16 +21,16 @@ from starlette.routing import Route
 
 from sandbox.chatwoot import API_TOKEN, create_app
 from sources.chatwoot import chatwoot_source, check_connection, discover, settings_from_config
-from sources.chatwoot.client import (
-    ChatwootAuthError,
-    ChatwootClient,
-    ChatwootConfigError,
-    ChatwootError,
-    ChatwootNotFoundError,
-    ChatwootTransportError,
-    ChatwootUnsafeUrlError,
-)
+from sources.chatwoot.client import ChatwootClient
 from sources.chatwoot.readers import build_settings
+from sources.common.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    TransportError,
+    UnsafeUrlError,
+)
 
 ASGI_URL = "http://127.0.0.1"
 
@@ -54,7 +54,7 @@ def one_line(exc: BaseException) -> str:
 
 def test_bad_token_is_one_line(settings_for):
     app = create_app("small", seed=31)
-    with pytest.raises(ChatwootAuthError) as caught:
+    with pytest.raises(AuthError) as caught:
         check_connection(settings_for(ASGI_URL, api_access_token="wrong-token"), transport=asgi(app))
     assert one_line(caught.value) == "Chatwoot rejected the API token (401 Invalid Access Token)"
     assert caught.value.status == 401
@@ -62,10 +62,10 @@ def test_bad_token_is_one_line(settings_for):
 
 def test_unknown_account_and_foreign_account_are_one_line(settings_for):
     app = create_app("small", seed=31)
-    with pytest.raises(ChatwootNotFoundError) as unknown:
+    with pytest.raises(NotFoundError) as unknown:
         check_connection(settings_for(ASGI_URL, account_id=99), transport=asgi(app))
     assert one_line(unknown.value) == "Chatwoot account 99 was not found (404 Resource could not be found)"
-    with pytest.raises(ChatwootAuthError) as foreign:
+    with pytest.raises(AuthError) as foreign:
         check_connection(settings_for(ASGI_URL, account_id=2), transport=asgi(app))
     assert one_line(foreign.value) == (
         "Chatwoot refused access to account 2 (401 You are not authorized to access this account)"
@@ -78,7 +78,7 @@ def test_a_load_with_a_bad_token_fails_with_the_same_line(chatwoot_server, wareh
     with pytest.raises(Exception) as caught:
         warehouse.load(settings_for(server.url, api_access_token="wrong-token"), resources=("labels",))
     cause = root_cause(caught.value)
-    assert isinstance(cause, ChatwootAuthError)
+    assert isinstance(cause, AuthError)
     assert one_line(cause) == "Chatwoot rejected the API token (401 Invalid Access Token)"
     # one request, not retried: a 401 will not get better
     assert len(server.state.log.entries) == 1
@@ -87,7 +87,7 @@ def test_a_load_with_a_bad_token_fails_with_the_same_line(chatwoot_server, wareh
 def test_missing_contact_names_the_contact(settings_for):
     app = create_app("small", seed=33)
     with ChatwootClient(settings_for(ASGI_URL), transport=asgi(app)) as client:
-        with pytest.raises(ChatwootNotFoundError) as caught:
+        with pytest.raises(NotFoundError) as caught:
             client.get_contact_labels(987_654)
     assert one_line(caught.value) == "Chatwoot contact 987654 was not found (404 Resource could not be found)"
 
@@ -96,7 +96,7 @@ def test_unreachable_host_is_one_line(settings_for):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there once the socket closes
-    with pytest.raises(ChatwootTransportError) as caught:
+    with pytest.raises(TransportError) as caught:
         check_connection(settings_for(f"http://127.0.0.1:{port}"))
     assert one_line(caught.value).startswith(f"Chatwoot is unreachable at http://127.0.0.1:{port}")
 
@@ -143,7 +143,7 @@ def test_untrusted_certificate_reads_as_tls(tmp_path, settings_for):
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.02)
-        with pytest.raises(ChatwootTransportError) as caught:
+        with pytest.raises(TransportError) as caught:
             check_connection(settings_for(f"https://127.0.0.1:{port}"))
         assert "TLS" in one_line(caught.value) and "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     finally:
@@ -159,7 +159,7 @@ def test_redirect_is_not_followed_with_the_token(settings_for):
         return RedirectResponse("https://collector.example.net/steal", status_code=302)
 
     app = Starlette(routes=[Route("/{path:path}", moved)])
-    with pytest.raises(ChatwootUnsafeUrlError) as caught:
+    with pytest.raises(UnsafeUrlError) as caught:
         check_connection(settings_for(ASGI_URL), transport=asgi(app))
     assert "redirect" in one_line(caught.value)
     assert len(seen) == 1 and seen[0][0] == "/api/v1/accounts/1/labels"
@@ -168,10 +168,10 @@ def test_redirect_is_not_followed_with_the_token(settings_for):
 @pytest.mark.parametrize("url", ["http://chatwoot.example.com", "http://10.0.0.8:3000", "ftp://x.example"])
 def test_plain_http_to_a_non_loopback_host_is_refused(url, settings_for):
     settings = settings_for(url)
-    with pytest.raises(ChatwootUnsafeUrlError) as caught:
+    with pytest.raises(UnsafeUrlError) as caught:
         check_connection(settings)
     assert "http" in one_line(caught.value) and "base_url" in str(caught.value)
-    with pytest.raises(ChatwootUnsafeUrlError):
+    with pytest.raises(UnsafeUrlError):
         ChatwootClient(settings)
 
 
@@ -195,14 +195,14 @@ def test_config_resolves_from_sources_chatwoot_env_vars(chatwoot_server, warehou
 
 
 def test_missing_and_invalid_config_name_the_key():
-    with pytest.raises(ChatwootConfigError) as missing:
+    with pytest.raises(ConfigError) as missing:
         build_settings({"base_url": "https://chatwoot.example.com", "api_access_token": "x"})
     assert "sources.chatwoot.account_id" in str(missing.value)
     assert "SOURCES__CHATWOOT__ACCOUNT_ID" in str(missing.value)
-    with pytest.raises(ChatwootConfigError) as invalid:
+    with pytest.raises(ConfigError) as invalid:
         build_settings({"account_id": 1, "api_access_token": "x", "contact_labels_mode": "sloppy"})
     assert "contact_labels_mode" in str(invalid.value)
-    with pytest.raises(ChatwootConfigError) as empty:
+    with pytest.raises(ConfigError) as empty:
         build_settings({"account_id": 1, "api_access_token": "  "})
     assert "api_access_token" in str(empty.value)
 
@@ -216,7 +216,7 @@ def test_the_token_never_reaches_logs_state_or_reprs(chatwoot_server, warehouse,
     assert API_TOKEN not in caplog.text
     assert API_TOKEN not in repr(settings) and API_TOKEN not in str(settings)
     assert API_TOKEN not in json.dumps(warehouse.pipeline.state, default=str)
-    with pytest.raises(ChatwootError) as caught:
+    with pytest.raises(ApiError) as caught:
         ChatwootClient(settings_for(server.url, account_id=77)).list_labels()
     assert API_TOKEN not in str(caught.value) and API_TOKEN not in repr(caught.value.body)
 

@@ -25,7 +25,6 @@ import pytest
 from sandbox.chatwoot import API_TOKEN, create_app
 from sources.chatwoot.client import AsyncChatwootClient
 from sources.chatwoot.settings import ChatwootSettings
-from sources.common.http import gather_limited
 from sources.common.ratelimit import (
     BudgetCache,
     WaitTally,
@@ -34,6 +33,7 @@ from sources.common.ratelimit import (
     tallied_sleep,
     with_margin,
 )
+from sources.common.runtime import gather_limited
 from tests.common.virtual_time import VirtualTimeLoop
 
 BASE_URL = "http://127.0.0.1:3999"

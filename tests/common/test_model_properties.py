@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sources.chatwoot import models as cw
 from sources.chatwoot.client import AsyncChatwootClient
 from sources.chatwoot.settings import ChatwootSettings
-from sources.common.http import ApiError
+from sources.common.errors import ApiError
 from sources.sendblue import models as sb
 from sources.sendblue.client import AsyncSendblueClient
 from sources.sendblue.settings import SendblueSettings

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sources import chatwoot, sendblue
-from sources.chatwoot.client import ChatwootConfigError
-from sources.sendblue.client import SendblueConfigError
+from sources.common.errors import ConfigError
 
 
 def test_an_empty_secret_counts_as_not_set_and_names_its_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
     # secrets.toml.example ships blank values; a copied but unfilled file must say what is missing
     monkeypatch.setenv("SOURCES__CHATWOOT__ACCOUNT_ID", "3")
     monkeypatch.setenv("SOURCES__CHATWOOT__API_ACCESS_TOKEN", "")
-    with pytest.raises(ChatwootConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         chatwoot.settings_from_config()
     assert str(caught.value) == (
         "sources.chatwoot.api_access_token is not set (in .dlt/secrets.toml or the "
@@ -21,7 +20,7 @@ def test_an_empty_secret_counts_as_not_set_and_names_its_env_var(monkeypatch: py
     )
     monkeypatch.setenv("SOURCES__SENDBLUE__API_KEY_ID", "key-id-value")
     monkeypatch.setenv("SOURCES__SENDBLUE__API_SECRET_KEY", "")
-    with pytest.raises(SendblueConfigError) as caught_sb:
+    with pytest.raises(ConfigError) as caught_sb:
         sendblue.settings_from_config()
     assert "sources.sendblue.api_secret_key is not set" in str(caught_sb.value)
     assert "SOURCES__SENDBLUE__API_SECRET_KEY" in str(caught_sb.value)
@@ -41,7 +40,7 @@ def test_a_bad_value_is_named_without_echoing_it(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SOURCES__SENDBLUE__API_KEY_ID", "key-id-value")
     monkeypatch.setenv("SOURCES__SENDBLUE__API_SECRET_KEY", "secret-value")
     monkeypatch.setenv("SOURCES__SENDBLUE__CONCURRENCY", "many-many")
-    with pytest.raises(SendblueConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         sendblue.settings_from_config()
     message = str(caught.value)
     assert message.startswith("sources.sendblue.concurrency: ")

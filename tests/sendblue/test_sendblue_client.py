@@ -12,7 +12,14 @@ import pytest
 from pydantic import SecretStr
 
 from sandbox.sendblue import API_SECRET_KEY
-from sources.common.http import TransportError, UnsafeUrlError
+from sources.common.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    TransportError,
+    UnsafeUrlError,
+    ValidationError,
+)
 from sources.sendblue import (
     SendblueClient,
     SendblueSettings,
@@ -21,12 +28,7 @@ from sources.sendblue import (
     sendblue_source,
     settings_from_config,
 )
-from sources.sendblue.client import (
-    SendblueAuthError,
-    SendblueConflictError,
-    SendblueValidationError,
-)
-from sources.sendblue.helpers import SendblueConfigError, build_settings
+from sources.sendblue.helpers import build_settings
 
 
 def client_for(sandbox: Any, **overrides: Any) -> SendblueClient:
@@ -73,7 +75,7 @@ def test_phones_are_percent_encoded_in_paths_and_queries(sandbox_factory: Any) -
 def test_bad_credentials_end_with_one_line(sandbox_factory: Any, warehouse: Any) -> None:
     sandbox = sandbox_factory("small", seed=3, messages=0)
     wrong = sandbox.settings(api_secret_key="not-the-secret")
-    with pytest.raises(SendblueAuthError) as caught:
+    with pytest.raises(AuthError) as caught:
         check_connection(wrong, transport=sandbox.transport)
     message = str(caught.value)
     assert message == (
@@ -129,13 +131,13 @@ def test_check_against_a_closed_port_makes_one_attempt(sandbox_factory: Any) -> 
 
 
 def test_missing_credentials_are_named_with_their_env_var() -> None:
-    with pytest.raises(SendblueConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         build_settings({"api_key_id": "id", "api_secret_key": None})
     assert str(caught.value) == (
         "sources.sendblue.api_secret_key is not set (in .dlt/secrets.toml or the "
         "SOURCES__SENDBLUE__API_SECRET_KEY environment variable)"
     )
-    with pytest.raises(SendblueConfigError) as invalid:
+    with pytest.raises(ConfigError) as invalid:
         build_settings({"api_key_id": "id", "api_secret_key": "secret-value", "contacts_page_size": 5000})
     assert (
         str(invalid.value)
@@ -176,7 +178,7 @@ def test_write_methods_return_normalised_contacts(sandbox_factory: Any) -> None:
         created = client.create_contact(
             {"phone": new[0], "first_name": "Grace", "company_name": "Navy", "tags": ["vip"], "opt_out": True}
         )
-        with pytest.raises(SendblueConflictError) as duplicate:
+        with pytest.raises(ConflictError) as duplicate:
             client.create_contact({"phone": new[0], "first_name": "Again"})
         upserted = client.create_contact({"phone": new[0], "last_name": "Hopper"}, update_if_exists=True)
         bulk = client.bulk_create_contacts(
@@ -187,7 +189,7 @@ def test_write_methods_return_normalised_contacts(sandbox_factory: Any) -> None:
         )
         opted = client.opt_out(new[1])
         back_in = client.opt_out(new[1], opted_out=False)
-        with pytest.raises(SendblueValidationError):
+        with pytest.raises(ValidationError):
             client.create_contact({"phone": "+1 not a number"})
         with pytest.raises(ValueError):
             client.bulk_create_contacts([{"phone": new[0], "opt_out": True}])
