@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ANALYTICS = "analytics"
-VIEW_NAMES = ("contacts_unified", "conversation_activity")
 
 
 @dataclass

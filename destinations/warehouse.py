@@ -8,7 +8,7 @@
   that destination, configured the dlt way (`destination.<name>.credentials`).
 
 Every warehouse offers the same small surface: `query(sql, params) -> list[dict]`, `query_rows` (column
-names plus tuples, for hot paths), `execute`, `execute_many`, `insert_rows`, `transaction()`, `table_exists`,
+names plus tuples, for hot paths), `execute`, `insert_rows`, `transaction()`, `table_exists`,
 `table_columns`. Statements written for this surface use `?` placeholders; each dialect rewrites them to
 its driver's paramstyle. SQL written by users (a sync's `query`, `switchboard sql`) is passed through
 untouched.
@@ -76,10 +76,6 @@ class Warehouse:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         """Run a statement for its effect (autocommitted unless inside `transaction()`)."""
         self._run(sql, params, fetch=False)
-
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        for row in rows:
-            self.execute(sql, row)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """INSERT many rows with multi-row VALUES statements (portable and far faster than one per row)."""

@@ -33,8 +33,8 @@ def duckdb_path_from_config() -> str:
     return path
 
 
-# the DSN in .dlt/secrets.toml.example, and its parts a user must replace
-EXAMPLE_POSTGRES_DSN = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+# the parts of the DSN in .dlt/secrets.toml.example (postgresql://USER:PASSWORD@HOST:5432/DATABASE) a user
+# must replace
 _PLACEHOLDERS = ("USER", "PASSWORD", "HOST", "DATABASE")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -108,12 +107,3 @@ class Flusher:
         }
 
 
-def wait_until_flushed(flusher: Flusher, timeout: float = 60.0) -> bool:
-    """Kick the flusher and wait until the spool is empty (tests, benchmarks)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        flusher.kick()
-        if flusher.spool.depth == 0:
-            return True
-        time.sleep(0.05)
-    return False

@@ -28,7 +28,7 @@ class SyncConfigError(ValueError):
 
 
 class SyncConfig(BaseModel):
-    """One reverse-ETL sync. See README "Reverse ETL" for what each key does."""
+    """One reverse-ETL sync. See docs/configuration.md and docs/reverse-etl.md for what each key does."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -90,16 +90,6 @@ CONVERSATION_KEYS: dict[str, FilterKey] = {
     "mail_subject": FilterKey("text", TEXT_OPS, _attr("mail_subject")),
 }
 
-CUSTOM_ATTRIBUTE_OPS = (
-    "equal_to",
-    "not_equal_to",
-    "contains",
-    "does_not_contain",
-    "is_present",
-    "is_not_present",
-    "is_greater_than",
-    "is_less_than",
-)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

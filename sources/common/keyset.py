@@ -93,7 +93,6 @@ async def keyset_walk(
         nonlocal window, offset, edge_ts, edge_keys, page_limit, window_keys
         window, offset, edge_ts, edge_keys, page_limit = _step_past(stamp), 0, None, set(), limit
         window_keys = set()
-        report.windows += 1
 
     while True:
         page = await fetch(bound(window) if window is not None else None, offset, page_limit)
@@ -126,7 +125,6 @@ async def keyset_walk(
                 what,
                 "all" if offset_cap is None else f"about {offset_cap + limit}",
             )
-            report.fell_back_to_offsets = True
             async for fallback_page in _offset_walk(fetch, key_field, limit, offset_cap, emitted, report):
                 yield fallback_page
             return
@@ -179,7 +177,6 @@ async def keyset_walk(
             edge_ts = last
             edge_keys = {r.get(key_field) for r in rows if r.get(order_field) == last}
             window, offset, page_limit = last, 0, limit
-            report.windows += 1
             continue
 
         # the whole page is one tie group at the window start

@@ -70,12 +70,10 @@ class WalkReport:
     pages: int = 0  # requests made
     rows: int = 0
     reported_count: int | None = None  # the total the last page reported, where the endpoint has one
-    windows: int = 0
     # keyset walks: timestamps of tie groups the offset cap could not get through, or that came back
     # reordered between pages with no stable way to re-list them
     stuck_timestamps: list[str] = field(default_factory=list)
     reordered_ties: list[str] = field(default_factory=list)
-    fell_back_to_offsets: bool = False
     undated: int = 0  # rows seen without the order field (sorted last, out of any window's reach)
     truncated_at_cap: bool = False  # offset mode hit the cap with more rows left
 

@@ -56,9 +56,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "get_message": Endpoint("/api/v2/messages/{message_handle}", key="message_handle"),
 }
 
-MESSAGES_PATH = ENDPOINTS["list_messages"].path
-
-
 STREAMS: dict[str, Stream] = {
     s.table: s
     for s in (

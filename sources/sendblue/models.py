@@ -113,10 +113,6 @@ class Contact(SendblueModel):
         return value
 
 
-class MessageRef(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
 class Message(SendblueModel):
     """A message from GET /api/v2/messages. The docs show `""` where the spec shows null: both become None."""
 

@@ -1,4 +1,5 @@
-"""The README's examples, read out of the README itself, run on the data `make demo` loads: every SQL
+"""The documented examples, read out of the docs themselves (the SQL examples in README.md, the worked sync
+examples in docs/reverse-etl.md), run on the data `make demo` loads: every SQL
 example returns rows, and every worked sync example's dry run reads rows and would send some. So the
 docs and the sandbox cannot drift apart.
 
@@ -64,7 +65,8 @@ SYNCS = sync_examples()
 
 def test_the_readme_marks_its_examples() -> None:
     assert len(SQL) >= 5, f"the README's SQL examples are fenced as ```sql {MARKER}"
-    assert len(SYNCS) >= 2, f"the README's worked sync examples are fenced as ```toml {MARKER}"
+    assert len(SYNCS) >= 2, f"the worked sync examples (docs/reverse-etl.md) are fenced as ```toml {MARKER}"
+    assert {"optouts_to_chatwoot", "chatwoot_phones_to_sendblue"} <= set(SYNCS)
     assert any("matched_in = 'both' AND opted_out" in s for s in SQL)
 
 
@@ -106,7 +108,7 @@ def test_each_worked_sync_example_reads_rows_in_a_dry_run(
 ) -> None:
     boxes, workdir = demo_data
     (tmp_path / ".dlt").mkdir()
-    (tmp_path / ".dlt" / "config.toml").write_text(SYNCS[name])  # the README's text, as a user pastes it
+    (tmp_path / ".dlt" / "config.toml").write_text(SYNCS[name])  # the docs' text, as a user pastes it
     env = {**boxes.env(), "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "switchboard.duckdb")}
 
     result = switchboard("sync", name, "--dry-run", env=env, cwd=tmp_path)

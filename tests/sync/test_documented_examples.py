@@ -1,4 +1,4 @@
-"""The two worked examples documented in .dlt/config.toml (and the README) run as written: Chatwoot contacts
+"""The two worked examples documented in .dlt/config.toml (and docs/reverse-etl.md) run as written: Chatwoot contacts
 whose number opted out in Sendblue get a label, and new Chatwoot contacts with a phone are bulk-created in
 Sendblue. The loaded `chatwoot.contacts` and `sendblue.contacts` tables are built from the simulators'
 ground truth, as a load would leave them."""
