@@ -94,6 +94,7 @@ async def run(events: int, rate: float, flush_seconds: float) -> None:
         sent_at: list[float] = [0.0] * events
         flushed: list[tuple[float, int]] = []  # (time, flushed_events)
         done = asyncio.Event()
+        errors: list[int] = []
 
         async def watch() -> None:
             while not done.is_set() or (flushed and flushed[-1][1] < events):
@@ -106,7 +107,11 @@ async def run(events: int, rate: float, flush_seconds: float) -> None:
         async def send(i: int) -> None:
             path, body, headers = delivery(i)
             start = time.monotonic()
-            response = await client.post(path, content=body, headers=headers)
+            try:
+                response = await client.post(path, content=body, headers=headers)
+            except (httpx.ReadError, httpx.RemoteProtocolError):  # a pooled connection closed under us
+                errors.append(i)
+                response = await client.post(path, content=body, headers=headers)
             latencies[i] = time.monotonic() - start
             response.raise_for_status()
 
@@ -143,7 +148,7 @@ async def run(events: int, rate: float, flush_seconds: float) -> None:
     print(
         f"ack latency ms: p50 {pct(lat, 0.5) * 1000:.1f}, p99 {pct(lat, 0.99) * 1000:.1f}, max {lat[-1] * 1000:.1f}"
     )
-    print(f"listener peak RSS: {peak:.0f} MiB")
+    print(f"listener peak RSS: {peak:.0f} MiB; requests retried after a closed connection: {len(errors)}")
     print(f"freshness s (send -> flushed, healthz polled every 0.1 s): p50 {pct(fresh, .5):.2f}, p99 {pct(fresh, .99):.2f}, "
           f"max {fresh[-1]:.2f} (target < flush_seconds + 2 = {flush_seconds + 2:g})")  # fmt: skip
 

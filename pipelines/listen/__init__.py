@@ -64,4 +64,12 @@ def serve(
         f"or {settings.flush_events} events"
     )
     say(f"note: {GAP_NOTE}")
-    uvicorn.run(create_app(settings, flusher), host=host, port=port, log_level="warning", access_log=False)
+    # keep idle connections longer than a proxy does (nginx: 60 s), so the proxy never reuses one we closed
+    uvicorn.run(
+        create_app(settings, flusher),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=75,
+    )
