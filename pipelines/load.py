@@ -34,7 +34,7 @@ from pipelines.identity import StatePair, state_pair
 from pipelines.progress import LoadProgress
 from pipelines.recovery import finish_pending, intercepted_signals, raise_if_interrupted
 from pipelines.source_names import SOURCE_NAMES, check_source_name, source_module
-from sources.common.http import ClientStats
+from sources.common.usage import ClientStats
 
 DEFAULT_DESTINATION = "duckdb"
 

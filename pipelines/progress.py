@@ -2,7 +2,7 @@
 
 `LoadProgress` is a dlt `Collector` (dlt calls `update(table, rows)` once per page an extractor writes,
 so counting the calls gives pages and summing `inc` gives rows). Request and rate-limit figures come
-from the API clients' shared counters (`sources.common.http.api_usage`). On a terminal one status line
+from the API clients' shared counters (`sources.common.usage.api_usage`). On a terminal one status line
 is redrawn in place; otherwise (cron, CI, Airflow logs) a plain line is written every `log_every`
 seconds and at the end of each step, so logs stay short.
 """
@@ -19,7 +19,7 @@ from typing import TextIO
 
 from dlt.common.runtime.collector_base import Collector
 
-from sources.common.http import ClientStats, api_usage, usage_delta, waiting_for_rate_limit
+from sources.common.usage import ClientStats, api_usage, usage_delta, waiting_for_rate_limit
 
 # dlt's own bookkeeping counters, not tables
 _DLT_COUNTERS = {"Resources", "Files", "Items", "Jobs"}

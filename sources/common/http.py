@@ -8,7 +8,6 @@ same surface to synchronous callers (dlt resources, the CLI).
 from __future__ import annotations
 
 import asyncio
-import collections
 import email.utils
 import ipaddress
 import json
@@ -16,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,13 +29,8 @@ from sources.common.errors import (
     error_kind,
     tls_failure,
 )
-from sources.common.ratelimit import (
-    RateLimiter,
-    WaitTally,
-    WindowBudgetLimiter,
-    api_wait_tally,
-    tallied_sleep,
-)
+from sources.common.ratelimit import RateLimiter, WindowBudgetLimiter
+from sources.common.usage import ClientStats, WaitTally, api_wait_tally, tallied_sleep, track
 
 log = logging.getLogger("switchboard.http")
 
@@ -121,70 +115,6 @@ def retry_after(headers: httpx.Headers) -> float | None:
         return None
 
 
-@dataclass
-class ClientStats:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    # wall time spent waiting for a limiter or a rate-limit window; concurrent waits count once
-    rate_limit_wait_seconds: float = 0.0
-    by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
-    waits: WaitTally | None = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.waits is not None:
-            self.rate_limit_wait_seconds = self.waits.seconds
-
-    def refresh(self) -> ClientStats:
-        if self.waits is not None:
-            self.rate_limit_wait_seconds = self.waits.seconds
-        return self
-
-
-# Every client's counters, so a progress display can report requests and rate-limit waits for a whole
-# run without the sources having to hand their clients out. ClientStats objects are tiny; keeping them
-# after their client is closed lets a summary printed at the end still count them.
-_ALL_STATS: list[tuple[str, ClientStats]] = []
-
-
-def api_usage() -> dict[str, ClientStats]:
-    """Requests, retries, 429s and rate-limit waits summed per API over every client this process made.
-
-    Take one snapshot before a run and one after and subtract (`usage_delta`) to report a single run.
-    """
-    totals: dict[str, ClientStats] = {}
-    for api, stats in list(_ALL_STATS):
-        total = totals.setdefault(api, ClientStats())
-        total.requests += stats.requests
-        total.retries += stats.retries
-        total.rate_limited += stats.rate_limited
-    for api, total in totals.items():
-        # one wall-clock tally per API: clients (accounts) waiting at the same time count once
-        total.rate_limit_wait_seconds = api_wait_tally(api).seconds
-    return totals
-
-
-def waiting_for_rate_limit(api: str) -> float | None:
-    """Seconds until `api`'s current rate-limit wait is expected to end; None when nothing waits."""
-    return api_wait_tally(api).remaining()
-
-
-def usage_delta(before: dict[str, ClientStats], after: dict[str, ClientStats]) -> dict[str, ClientStats]:
-    """What happened between two `api_usage()` snapshots, per API (APIs with no requests left out)."""
-    delta: dict[str, ClientStats] = {}
-    for api, now in after.items():
-        then = before.get(api, ClientStats())
-        diff = ClientStats(
-            requests=now.requests - then.requests,
-            retries=now.retries - then.retries,
-            rate_limited=now.rate_limited - then.rate_limited,
-            rate_limit_wait_seconds=now.rate_limit_wait_seconds - then.rate_limit_wait_seconds,
-        )
-        if diff.requests or diff.retries or diff.rate_limited:
-            delta[api] = diff
-    return delta
-
-
 class _Retry(Exception):
     def __init__(self, delay: float, reason: str, error: ApiError):
         self.delay = delay
@@ -214,7 +144,7 @@ class AsyncApiClient:
         self.retry = retry or RetryPolicy()
         own_waits = WaitTally()
         self.stats = ClientStats(waits=own_waits)
-        _ALL_STATS.append((self.api_name, self.stats))
+        track(self.api_name, self.stats)
         self._tallies = (own_waits, api_wait_tally(self.api_name))
         self._http: httpx.AsyncClient | None = None
 

@@ -1,5 +1,5 @@
 """Client-side rate limiting: a sliding window for documented budgets, a limiter that learns a fixed-window
-server budget, one limiter per server origin, and a tally of the wall time spent waiting.
+server budget, and one limiter per server origin (the wall time spent waiting is tallied in `usage.py`).
 
 - `RateLimiter`: at most N requests in any sliding period (Sendblue's documented 100 per 10 s).
 - `WindowBudgetLimiter`: for servers that count requests in fixed windows aligned to epoch time and
@@ -28,16 +28,15 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-log = logging.getLogger("switchboard.ratelimit")
+from sources.common.usage import Clock, Sleep, WaitTally, tallied_sleep
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[Any]]
+log = logging.getLogger("switchboard.ratelimit")
 
 # The client stamps a request when it leaves, the server counts it when it arrives, so network jitter can
 # bunch requests that left a full window apart into one server window: keep 5% under a budget, over a
@@ -51,68 +50,6 @@ def with_margin(budget: int) -> int:
 
 def padded(window: float) -> float:
     return window + min(0.5, window * MARGIN)
-
-
-# --------------------------------------------------------------------------- waiting, in wall time
-
-
-class WaitTally:
-    """Wall time during which at least one request waited (for the limiter, or for a rate-limit window
-    after a 429). Concurrent waits count once, so the figure never exceeds the run's own duration."""
-
-    def __init__(self, clock: Clock = time.monotonic):
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._ends: dict[int, float] = {}
-        self._next = 0
-        self._since = 0.0
-        self._total = 0.0
-
-    def begin(self, seconds: float) -> int:
-        with self._lock:
-            now = self._clock()
-            if not self._ends:
-                self._since = now
-            self._next += 1
-            self._ends[self._next] = now + max(0.0, seconds)
-            return self._next
-
-    def end(self, token: int) -> None:
-        with self._lock:
-            if self._ends.pop(token, None) is not None and not self._ends:
-                self._total += self._clock() - self._since
-
-    @property
-    def seconds(self) -> float:
-        with self._lock:
-            return self._total + (self._clock() - self._since if self._ends else 0.0)
-
-    def remaining(self) -> float | None:
-        """Seconds until the last current wait is expected to end; None when nothing waits."""
-        with self._lock:
-            if not self._ends:
-                return None
-            return max(0.0, max(self._ends.values()) - self._clock())
-
-
-async def tallied_sleep(seconds: float, tallies: Iterable[WaitTally], sleep: Sleep = asyncio.sleep) -> None:
-    """Sleep, counting the time in each tally (a client's and its API's)."""
-    tokens = [(tally, tally.begin(seconds)) for tally in tallies]
-    try:
-        await sleep(seconds)
-    finally:
-        for tally, token in tokens:
-            tally.end(token)
-
-
-_API_TALLIES: dict[str, WaitTally] = {}
-_API_TALLIES_LOCK = threading.Lock()
-
-
-def api_wait_tally(api: str) -> WaitTally:
-    """The process-wide tally of one API's waits (every client and account of it together)."""
-    with _API_TALLIES_LOCK:
-        return _API_TALLIES.setdefault(api, WaitTally())
 
 
 # --------------------------------------------------------------------------- sliding window

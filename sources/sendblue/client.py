@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 
 from sources.common.errors import ApiError, NotFoundError, ServerError, ValidationError, error_kind
-from sources.common.http import RateLimiter, RetryPolicy
+from sources.common.http import RetryPolicy
 from sources.common.keyset import keyset_walk
 from sources.common.paging import Page, WalkReport, endpoint_of, is_last_page
+from sources.common.ratelimit import RateLimiter
 from sources.common.runtime import SyncFacade
 from sources.sendblue.endpoints import (
     CONTACTS_OFFSET_CAP,

@@ -25,15 +25,9 @@ import pytest
 from sandbox.chatwoot import API_TOKEN, create_app
 from sources.chatwoot.client import AsyncChatwootClient
 from sources.chatwoot.settings import ChatwootSettings
-from sources.common.ratelimit import (
-    BudgetCache,
-    WaitTally,
-    WindowBudgetLimiter,
-    shared_window_limiter,
-    tallied_sleep,
-    with_margin,
-)
+from sources.common.ratelimit import BudgetCache, WindowBudgetLimiter, shared_window_limiter, with_margin
 from sources.common.runtime import gather_limited
+from sources.common.usage import WaitTally, tallied_sleep
 from tests.common.virtual_time import VirtualTimeLoop
 
 BASE_URL = "http://127.0.0.1:3999"

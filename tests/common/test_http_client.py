@@ -19,7 +19,8 @@ from starlette.routing import Route
 from sandbox.common import RateBudget, SandboxState, build_app
 from sandbox.server import RunningServer, serve_in_thread
 from sources.common.errors import AuthError, ServerError, TransportError, UnsafeUrlError, ValidationError
-from sources.common.http import AsyncApiClient, RateLimiter, RetryPolicy, validate_base_url
+from sources.common.http import AsyncApiClient, RetryPolicy, validate_base_url
+from sources.common.ratelimit import RateLimiter
 from sources.common.runtime import SyncFacade, gather_limited
 
 
