@@ -17,12 +17,12 @@ from dlt.sources import DltResource
 
 from sources.sendblue.client import AsyncSendblueClient, SendblueClient
 from sources.sendblue.conversations import ConversationBuilder, conversation_id_of
+from sources.sendblue.endpoints import STREAMS
 from sources.sendblue.helpers import (
     SharedMessageWalk,
     build_settings,
     check_connection,
     chunks,
-    column_hints,
     contact_pages,
     discover,
     selected_resources,
@@ -82,41 +82,31 @@ def sendblue_source(
     client = SendblueClient(settings, transport=transport)
     shared_walk = SharedMessageWalk()
     start_date = settings.messages_start_date
-    contacts_resource = contacts(client)
-    return (
-        contacts_resource,
-        contacts_resource | contact_tags,
-        messages(
-            client,
-            shared_walk,
-            dlt.sources.incremental(
-                "date_updated",
-                initial_value=start_date,
-                lag=settings.messages_lag_seconds or None,
-            ),
-        ),
-        conversations(client, shared_walk, start_date),
-    )
+    cursor_path = STREAMS["messages"].cursor
+    assert cursor_path is not None  # the messages stream declares its cursor
+    cursor = dlt.sources.incremental(cursor_path, initial_value=start_date, lag=settings.messages_lag_seconds or None)
+
+    # each table: its reader, with the hints of its STREAMS entry (as Chatwoot's source and dlt's hubspot do)
+    def contacts() -> Iterator[TDataItems]:
+        """Every contact, oldest first, each once (a full walk: contacts have no updated_at); contacts
+        deleted since the last run are removed."""
+        yield from contact_pages(client, dlt.current.resource_state())
+
+    def messages(updated: dlt.sources.incremental[datetime] = cursor) -> Iterator[TDataItems]:
+        yield from message_pages(client, shared_walk, updated)
+
+    def conversations() -> Iterator[TDataItems]:
+        yield from conversation_pages(client, shared_walk, start_date)
+
+    resources: dict[str, Any] = {
+        read.__name__: dlt.resource(read, **STREAMS[read.__name__].hints())
+        for read in (contacts, messages, conversations)
+    }
+    tags = dlt.transformer(contact_tags, **STREAMS["contact_tags"].hints())
+    resources["contact_tags"] = resources["contacts"] | tags
+    return [resources[table] for table in STREAMS]
 
 
-@dlt.resource(
-    name="contacts",
-    primary_key="phone",
-    write_disposition="merge",
-    columns=column_hints("contacts"),
-)
-def contacts(client: SendblueClient) -> Iterator[TDataItems]:
-    """Every contact, oldest first, each once, in pages (a full walk: contacts have no updated_at); contacts
-    deleted since the last run are removed."""
-    yield from contact_pages(client, dlt.current.resource_state())
-
-
-@dlt.transformer(
-    name="contact_tags",
-    primary_key=("phone", "tag"),
-    write_disposition="replace",
-    columns=column_hints("contact_tags"),
-)
 def contact_tags(page: list[dict[str, Any]]) -> Iterator[TDataItems]:
     """One row per (phone, tag), unnested from each contacts page (Sendblue has no tags endpoint)."""
     rows = []
@@ -130,16 +120,8 @@ def contact_tags(page: list[dict[str, Any]]) -> Iterator[TDataItems]:
     yield rows if rows else dlt.mark.materialize_table_schema()
 
 
-@dlt.resource(
-    name="messages",
-    primary_key="message_handle",
-    write_disposition="merge",
-    columns=column_hints("messages"),
-)
-def messages(
-    client: SendblueClient,
-    shared_walk: SharedMessageWalk,
-    updated: dlt.sources.incremental[datetime] = dlt.sources.incremental("date_updated"),
+def message_pages(
+    client: SendblueClient, shared_walk: SharedMessageWalk, updated: dlt.sources.incremental[datetime]
 ) -> Iterator[TDataItems]:
     """Messages changed since the last run (all of them on the first), ordered by date_updated ascending."""
     complete = False
@@ -163,13 +145,7 @@ def messages(
         shared_walk.end(complete)
 
 
-@dlt.resource(
-    name="conversations",
-    primary_key="conversation_id",
-    write_disposition="merge",
-    columns=column_hints("conversations"),
-)
-def conversations(
+def conversation_pages(
     client: SendblueClient, shared_walk: SharedMessageWalk, start_date: datetime | None
 ) -> Iterator[TDataItems]:
     """One row per thread, rebuilt for every thread the new and edited messages touch.

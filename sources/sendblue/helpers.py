@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 import httpx
-from dlt.common.schema.typing import TColumnSchema
 
 from sources.common import settings as common_settings
 from sources.common.errors import ConfigError
@@ -116,11 +115,6 @@ def settings_from_config(**overrides: Any) -> SendblueSettings:
 def discover() -> list[dict[str, Any]]:
     """Each Sendblue stream: table, primary key, write disposition, cursor and columns. No network."""
     return [stream.describe() for stream in STREAMS.values()]
-
-
-def column_hints(table: str) -> dict[str, TColumnSchema]:
-    """dlt column hints for a table: declared types, so JSON stays JSON and timestamps are timestamps."""
-    return STREAMS[table].column_hints()
 
 
 def check_connection(
