@@ -1,4 +1,5 @@
-"""Whose data is this: the (account, warehouse, dataset) pair incremental state belongs to (SPEC §7).
+"""Whose data is this: the (account, warehouse, dataset) pair incremental state belongs to
+(docs/operations.md, "Whose state").
 
 dlt keys a pipeline's local state (cursors, schemas) by pipeline name only, so a name shared by two
 warehouses or two accounts makes the second one resume from the first one's cursors and miss data. The

@@ -1,7 +1,7 @@
 """Both simulators on loopback, with the config that points switchboard at them.
 
 Used by `switchboard sandbox` (foreground), `switchboard demo` and the product tests. The sandbox
-credentials are fixed and public (SPEC §4), so printing them is fine; real credentials never pass here.
+credentials are fixed and public (see the README), so printing them is fine; real credentials never pass here.
 """
 
 from __future__ import annotations

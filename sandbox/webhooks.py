@@ -1,7 +1,7 @@
 """Webhook deliveries of both simulators: a background outbox that POSTs events to registered URLs.
 
-Chatwoot tries each delivery once (account webhooks never retry, api/webhooks.md §1.3); Sendblue retries
-a non-2xx or unreachable endpoint (§2.3: "multiple webhook calls"; count and backoff are unconfirmed, so
+Chatwoot tries each delivery once (account webhooks never retry); Sendblue retries
+a non-2xx or unreachable endpoint (docs: "multiple webhook calls"; count and backoff are unconfirmed, so
 3 retries at 0.2, 0.4 and 0.8 s here). `log` keeps (url, event, status or error) of every attempt.
 """
 

@@ -1,4 +1,4 @@
-"""The webhook receiver: a Starlette app with the two delivery routes and /healthz (SPEC §9).
+"""The webhook receiver: a Starlette app with the two delivery routes and /healthz.
 
 A delivery is answered 2xx only once it is in the spool (written and fsynced); it is checked first (401
 on a failed signature, 413 on a body over `max_body_bytes`, 400 on a body that is not JSON) and nothing

@@ -41,7 +41,7 @@ def event_name(source: str, payload: Any) -> str:
 
 def scrubbed(source: str, payload: Any) -> Any:
     """The payload as stored: Chatwoot conversation payloads carry the raw contact_inbox row, whose
-    `pubsub_token` lets anyone subscribe to the contact's live updates (api/webhooks.md §1.2)."""
+    `pubsub_token` lets anyone subscribe to the contact's live updates."""
     if source != "chatwoot" or not isinstance(payload, dict):
         return payload
     for holder in (payload, payload.get("conversation")):

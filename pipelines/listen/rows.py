@@ -1,9 +1,9 @@
-"""Webhook payloads -> the delivery key, the event name, and rows of the §5 tables.
+"""Webhook payloads -> the delivery key, the event name, and rows of the loaded tables.
 
-Rows are made by the sources' own models, so they have the REST loads' columns and types (SPEC §5), and
+Rows are made by the sources' own models, so they have the REST loads' columns and types, and
 hold only the fields the payload carries: an event never blanks a column its payload lacks (Chatwoot
 contact payloads carry no timestamps, message payloads no status). Shapes that differ from REST are named
-where they are handled (api/webhooks.md §1.2, §2.2).
+where they are handled.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def chatwoot_message_row(payload: dict[str, Any]) -> dict[str, Any]:
     data = dict(payload)
     conversation: dict[str, Any] = data["conversation"] if isinstance(data.get("conversation"), dict) else {}
     # webhook form: conversation{id} and inbox{id} (REST: conversation_id, inbox_id); no status, unless
-    # the conversation's last message is this one (api/webhooks.md §1.2)
+    # the conversation's last message is this one (it is then in conversation.messages[0])
     if "conversation_id" not in data and conversation.get("id") is not None:
         data["conversation_id"] = conversation["id"]
     if "inbox_id" not in data and _ref_id(data.get("inbox")) is not None:
@@ -108,7 +108,7 @@ def sendblue_rows(payload: Any) -> Rows:
 
 
 def table_rows(source: str, payload: Any) -> Rows:
-    """The §5 rows one payload carries; a payload the models refuse lands in webhook_events only."""
+    """The table rows one payload carries; a payload the models refuse lands in webhook_events only."""
     try:
         return chatwoot_rows(payload) if source == "chatwoot" else sendblue_rows(payload)
     except (ValidationError, ValueError, TypeError):

@@ -1,4 +1,4 @@
-"""What the listener reads from config: `[listen]` and each source's webhook secret (SPEC §9).
+"""What the listener reads from config: `[listen]` and each source's webhook secret.
 
 `[listen]` (env `LISTEN__FLUSH_SECONDS`, ...) is a small pydantic model resolved through dlt's providers;
 the secrets stay in the source sections (`sources.<api>.webhook_secret`, and
@@ -19,7 +19,7 @@ from pipelines.errors import CliError
 from pipelines.source_names import SOURCE_NAMES
 from sources.common.settings import ACCOUNTS, check_keys
 
-DEFAULT_ACCOUNT = "default"  # the unnamed account, as the analytics views call it (SPEC §8)
+DEFAULT_ACCOUNT = "default"  # the unnamed account, as the analytics views call it
 ACCOUNT_NAME = re.compile(r"[a-z0-9_]+")
 
 

@@ -1,4 +1,4 @@
-"""Signature checks, exactly as SPEC §9 and api/webhooks.md describe both APIs' deliveries.
+"""Signature checks, as each API signs its webhook deliveries.
 
 Chatwoot (account webhooks since 4.12): `X-Chatwoot-Signature: sha256=<lowercase hex HMAC-SHA256(secret,
 "<X-Chatwoot-Timestamp>.<raw body>")>`, the timestamp in Unix seconds; a timestamp more than 300 s from now

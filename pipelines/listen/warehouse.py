@@ -4,7 +4,7 @@ Each pipeline is named from `pipelines.identity` (the warehouse, the dataset and
 so it writes into the same dataset as `switchboard load` (`chatwoot`, `sendblue`, `chatwoot_NAME`) yet
 never shares the load's incremental state; its merge staging dataset is its own too, so a load and a flush
 may run at once on Postgres. One `pipeline.run` per flush carries the raw `webhook_events` and the merged
-§5 rows, so both land together or are retried together.
+loaded-table rows, so both land together or are retried together.
 
 Merging: deliveries already in `webhook_events` are skipped (dedup across restarts, no time window). The
 rows of the touched keys are read from the table first and the event's fields laid over them, so a merge

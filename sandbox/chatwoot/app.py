@@ -2,7 +2,7 @@
 
 Every account route checks the `api_access_token` header first (401 `Invalid Access Token`), then the
 account (404 when it doesn't exist, 401 when the token's user isn't a member). Handlers map the state's
-exceptions to Chatwoot's error bodies (API notes §9).
+exceptions to Chatwoot's error bodies and statuses.
 """
 
 from __future__ import annotations

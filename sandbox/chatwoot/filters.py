@@ -1,8 +1,9 @@
 """`POST /contacts/filter` and `POST /conversations/filter`: Chatwoot's filter payload, evaluated in Python.
 
-The attribute/operator tables mirror `lib/filters/filter_keys.yml` as the API notes (§7) describe them; the
-evaluation mirrors the SQL that `FilterService` builds: conditions joined by each one's `query_operator`
-(AND binds tighter than OR, as in SQL), NULL columns never match a comparison, dates compared by day.
+The attribute/operator tables mirror Chatwoot's `lib/filters/filter_keys.yml` (each attribute's type and
+operators); the evaluation mirrors the SQL that `FilterService` builds: conditions joined by each one's
+`query_operator` (AND binds tighter than OR, as in SQL), NULL columns never match a comparison, dates
+compared by day.
 """
 
 from __future__ import annotations

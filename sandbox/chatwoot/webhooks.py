@@ -1,6 +1,6 @@
 """Chatwoot account webhooks: `/api/v1/accounts/{id}/webhooks` and signed deliveries when data changes.
 
-Shapes per api/webhooks.md §1: `W = {id, name, url, account_id, subscriptions, secret}` (the secret is
+Shapes as Chatwoot answers: `W = {id, name, url, account_id, subscriptions, secret}` (the secret is
 server-generated and cannot be set), 422 for unknown events or a URL the account already has. Deliveries
 carry X-Chatwoot-Delivery, X-Chatwoot-Timestamp and X-Chatwoot-Signature (sha256= hex HMAC over
 "<timestamp>.<body>"); payloads are model data plus `event`, no envelope.

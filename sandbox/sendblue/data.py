@@ -1,12 +1,12 @@
 """Seeded, deterministic Sendblue data: lines, seats, contacts, groups and messages as plain dicts.
 
-Contacts and messages are the public snake_case objects of sendblue_endpoints.md §2.1 and §3.3, ready to
+Contacts and messages are the public snake_case contact and message objects of the v2 API, ready to
 serve. Their shape follows what the notes say the real API returns, awkward parts included:
 - every optional contact field is missing on some contacts and null on others (the spec marks all optional);
 - a share of contacts (`tie_fraction`) arrives in import bursts that share one `created_at` to the
   millisecond, half of them stamped at a whole second, so ordering by `created_at` has ties;
 - `custom_variables` keys are free-text labels ("Lead Source"); tags carry spaces and capitals;
-- messages carry `""` for some absent values and null for others, as the docs and spec disagree (§6.2);
+- messages carry `""` for some absent values and null for others, as the docs and OpenAPI spec disagree;
 - campaign blasts send one text to many contacts at the same millisecond (ties on `date_sent`);
 - recent outbound messages are still QUEUED or SENT, so later status moves can bump `date_updated`;
 - a third of the contacts are people the Chatwoot simulator knows too (`sandbox.people`), some of

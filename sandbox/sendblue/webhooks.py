@@ -1,6 +1,6 @@
 """Sendblue webhooks: `/api/account/webhooks` and deliveries (with retries) when messages change.
 
-Shapes per api/webhooks.md §2.1: GET answers `{status, webhooks: {receive: [...], outbound: [...], ...,
+Shapes as Sendblue answers: GET answers `{status, webhooks: {receive: [...], outbound: [...], ...,
 globalSecret}}`; POST `{webhooks: [url | {url, secret}], type?}` appends (type defaults to receive); PUT
 `{webhooks: {<type>: [...], globalSecret}}` replaces all; DELETE `{webhooks: [url], type?}`. A delivery
 carries the plain secret in `sb-signing-secret` (the entry's own, else globalSecret).
