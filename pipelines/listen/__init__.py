@@ -1,7 +1,7 @@
-"""`switchboard listen`: signed webhooks -> a local fsync'd spool -> dlt micro-batches (SPEC §9).
+"""`switchboard listen`: signed webhooks -> a local fsync'd spool -> dlt micro-batches.
 
 app.py (the ASGI receiver), verify.py (signatures), spool.py (durable append), flush.py (the timer and
-retries), warehouse.py (the dlt load and the merge rules), rows.py (payloads -> §5 rows), settings.py.
+retries), warehouse.py (the dlt load and the merge rules), rows.py (payloads -> table rows), settings.py.
 """
 
 from __future__ import annotations
