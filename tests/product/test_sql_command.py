@@ -64,8 +64,9 @@ def test_rows_stream_so_a_closed_pipe_ends_a_five_million_row_query_with_flat_me
     assert code == 0
     expected = {"csv": ["i,x,s\n", "0,0.0,row 0\n"], "json": ["[\n", '  {"i": 0, "x": 0.0, "s": "row 0"},\n']}
     assert lines == expected[fmt]
-    # the whole result held in memory took 1.6 GB; one batch at a time stays near the interpreter's size
-    assert peak_mb < 400, peak_mb
+    # the whole result held in memory took 1.6 GB; streamed, the peak is the interpreter, DuckDB's own
+    # read-ahead and one batch (155 to 412 MB seen, higher on a loaded machine): far under the whole result
+    assert peak_mb < 700, peak_mb
 
 
 def test_table_output_is_a_bounded_preview_with_the_row_count(warehouse, switchboard_executable) -> None:
