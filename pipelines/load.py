@@ -242,7 +242,12 @@ def load_source(
         if full_refresh:
             # drop_sources wipes every table and the state of the source; with --resources only those
             run_options["refresh"] = "drop_resources" if resources else "drop_sources"
-        info = pipeline.run(dlt_source, **run_options)
+        info = _waiting_for_duckdb(
+            lambda: pipeline.run(  # a retry after extraction finishes that package; before, it extracts again
+                None if pipeline.has_pending_data else dlt_source, **run_options
+            ),
+            progress.note,
+        )
         result.location = data_location(pipeline, info.destination_displayable_credentials)
         result.rows = _row_counts(pipeline)
     except Exception as exc:
@@ -255,6 +260,40 @@ def load_source(
         result.elapsed = time.monotonic() - started
         result.usage = progress.usage()
     return result
+
+
+DUCKDB_LOCKED = "Could not set lock on file"  # DuckDB's IOException: another process has the file open
+DUCKDB_WAIT_SECONDS = 300.0
+
+
+def duckdb_locked(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) is DuckDB refusing a file another process holds."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if DUCKDB_LOCKED in str(current):
+            return True
+        wrapped = getattr(current, "exception", None)
+        current = wrapped if isinstance(wrapped, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+def _waiting_for_duckdb(step: Any, note: Any, limit: float = DUCKDB_WAIT_SECONDS) -> Any:
+    """Run `step`, retrying while another process (a `switchboard listen` flushing) holds the DuckDB file:
+    the listener takes the file for a flush only, so it is free again within seconds."""
+    deadline, pause, said = time.monotonic() + limit, 0.2, False
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if not duckdb_locked(exc) or time.monotonic() + pause > deadline:
+                raise
+            if not said:
+                note("waiting for the DuckDB file (held by another process)")
+                said = True
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def load(

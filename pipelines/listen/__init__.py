@@ -46,9 +46,8 @@ def serve(
     import uvicorn
 
     from pipelines.listen.app import GAP_NOTE, create_app
-    from pipelines.listen.flush import Flusher
+    from pipelines.listen.flush import Flusher, ProcessLoader
     from pipelines.listen.spool import Spool
-    from pipelines.listen.warehouse import WarehouseWriter
     from sources.common.settings import check_source_keys
 
     for source in SOURCE_NAMES:
@@ -57,7 +56,7 @@ def serve(
     for line in startup_warnings():
         say(line)
     spool = Spool(settings.spool_dir)
-    flusher = Flusher(spool, WarehouseWriter(destination, pipelines_dir), settings.flush_seconds)
+    flusher = Flusher(spool, ProcessLoader(destination, pipelines_dir), settings.flush_seconds)
     say(
         f"listening on http://{host}:{port} (POST /webhooks/chatwoot, /webhooks/sendblue; GET /healthz); "
         f"spool {settings.spool_dir} ({spool.depth} events waiting), flush every {settings.flush_seconds:g}s "
