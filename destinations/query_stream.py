@@ -22,7 +22,13 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from destinations.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse, WarehouseError
+from destinations.warehouse import (
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+    WarehouseError,
+    first_line,
+)
 
 Rows = list[tuple[Any, ...]]
 READ_STATEMENTS = ("SELECT", "EXPLAIN")
@@ -104,7 +110,7 @@ class _ArrowRows(QueryResult):
             for batch in self._reader:  # noqa: UP028 - `yield from` would close the reader when a preview stops
                 yield batch
         except Exception as exc:  # an error while the query runs on (a failed cast, out of memory)
-            raise WarehouseError(f"DuckDB ({self._where}): {_first_line(exc)}") from None
+            raise WarehouseError(f"DuckDB ({self._where}): {first_line(exc)}") from None
 
     def batches(self) -> Iterator[Rows]:
         for batch in self._next_batches():
@@ -156,7 +162,7 @@ def _run_duckdb(wh: DuckDBWarehouse, sql: str, read_only: bool, batch_rows: int)
             return QueryResult([], kind + (f" ({_rows_text(int(rows[0][0]))} affected)" if counted else ""))
         return _FetchedRows(columns, con.fetchmany, batch_rows)
     except duckdb.Error as exc:
-        raise WarehouseError(f"DuckDB ({wh.path}): {_first_line(exc)}") from None
+        raise WarehouseError(f"DuckDB ({wh.path}): {first_line(exc)}") from None
 
 
 # ------------------------------------------------------------------------------------------ Postgres
@@ -191,7 +197,7 @@ class _PostgresCursor(QueryResult):
 
 
 def _postgres_error(wh: PostgresWarehouse, exc: Any) -> WarehouseError:
-    text = _first_line(exc)
+    text = first_line(exc)
     if getattr(exc, "pgcode", None) == "25006":  # read_only_sql_transaction
         return WarehouseError(f"read-only: Postgres refused the statement ({text})")
     if "empty query" in text:
@@ -279,8 +285,3 @@ def run_query(
 
 def _rows_text(count: int) -> str:
     return f"{count} row{'' if count == 1 else 's'}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -23,7 +23,12 @@ from typing import Any
 
 # the config side lives in warehouse_config; these names are imported from here too
 from destinations.warehouse_config import DEFAULT_DUCKDB_FILE as DEFAULT_DUCKDB_FILE
-from destinations.warehouse_config import default_destination, destination_problem, existing_duckdb_path
+from destinations.warehouse_config import (
+    default_destination,
+    destination_problem,
+    dsn_host,
+    existing_duckdb_path,
+)
 from destinations.warehouse_config import duckdb_path_from_config as duckdb_path_from_config
 from destinations.warehouse_config import postgres_dsn_from_config as postgres_dsn_from_config
 
@@ -254,14 +259,14 @@ class PostgresWarehouse(Warehouse):
             import psycopg2
         except ImportError:  # pragma: no cover - the postgres extra is missing
             raise WarehouseError("Postgres needs the postgres extra: pip install 'switchboard-etl[postgres]'") from None
-        host = _dsn_host(dsn)
+        host = dsn_host(dsn)
         super().__init__(f"postgres:{host}")
         try:
             # read-only: every transaction of the session starts READ ONLY (`switchboard sql --read-only`)
             options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
             self._con = psycopg2.connect(dsn, **options)
         except psycopg2.Error as exc:
-            raise WarehouseError(f"cannot connect to Postgres at {host}: {_first_line(exc)}") from None
+            raise WarehouseError(f"cannot connect to Postgres at {host}: {first_line(exc)}") from None
         self._con.autocommit = True
 
     def _run(self, sql: str, params: Sequence[Any] | None, fetch: bool) -> Any:
@@ -275,7 +280,7 @@ class PostgresWarehouse(Warehouse):
                 columns = [d[0] for d in (cursor.description or [])]
                 return columns, cursor.fetchall()
         except psycopg2.Error as exc:
-            raise WarehouseError(f"Postgres ({self.description}): {_first_line(exc)}") from None
+            raise WarehouseError(f"Postgres ({self.description}): {first_line(exc)}") from None
 
     max_in_values = 200_000
 
@@ -294,7 +299,7 @@ class PostgresWarehouse(Warehouse):
             with self._con.cursor() as cursor:
                 execute_values(cursor, f"INSERT INTO {table} ({cols}) VALUES %s", [tuple(r) for r in rows], page_size=500)
         except psycopg2.Error as exc:
-            raise WarehouseError(f"Postgres ({self.description}): {_first_line(exc)}") from None
+            raise WarehouseError(f"Postgres ({self.description}): {first_line(exc)}") from None
 
     def text_expr(self, column_sql: str) -> str:
         return f"CAST({column_sql} AS TEXT)"
@@ -331,7 +336,7 @@ class DltSqlWarehouse(Warehouse):
             self._client = pipeline.sql_client()
             self._client.open_connection()
         except Exception as exc:
-            raise WarehouseError(f"cannot open dlt destination {destination!r}: {_first_line(exc)}") from None
+            raise WarehouseError(f"cannot open dlt destination {destination!r}: {first_line(exc)}") from None
         paramstyle = getattr(getattr(self._client, "dbapi", None), "paramstyle", "format")
         self.placeholder = "?" if paramstyle == "qmark" else "%s"
 
@@ -343,7 +348,7 @@ class DltSqlWarehouse(Warehouse):
                 columns = [d[0] for d in (cursor.description or [])]
                 return columns, [tuple(r) for r in cursor.fetchall()]
         except Exception as exc:
-            raise WarehouseError(f"{self.description}: {_first_line(exc)}") from None
+            raise WarehouseError(f"{self.description}: {first_line(exc)}") from None
 
     def _begin(self) -> None:
         self._tx = self._client.begin_transaction()
@@ -362,22 +367,9 @@ class DltSqlWarehouse(Warehouse):
             self._client.close_connection()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _dsn_host(dsn: str) -> str:
-    """host:port/database of a DSN for messages; never the password."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(dsn)
-        if parts.hostname:
-            return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
-    except ValueError:
-        pass
-    return "the configured server"
 
 
 def open_warehouse(destination: str | None = None, *, read_only: bool = False) -> Warehouse:

@@ -168,3 +168,16 @@ def existing_duckdb_path() -> str:
         f"no DuckDB warehouse at {os.path.abspath(path)} ({how}): load data first (switchboard load), "
         "or run from the project directory, the one with .dlt/"
     )
+
+
+def dsn_host(dsn: str) -> str:
+    """host:port/database of a DSN for messages; never the password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(dsn)
+        if parts.hostname:
+            return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+    except ValueError:
+        pass
+    return "the configured server"
