@@ -7,7 +7,11 @@ import re
 
 import duckdb
 
-CHATWOOT_TABLES = {"contacts", "contact_labels", "labels", "inboxes", "conversations", "messages"}
+from sandbox.chatwoot import views as chatwoot_views
+
+CHATWOOT_TABLES = {
+    "contacts", "contact_labels", "labels", "inboxes", "agents", "teams", "conversations", "messages"
+}
 SENDBLUE_TABLES = {"contacts", "contact_tags", "messages", "conversations"}
 
 
@@ -19,6 +23,8 @@ def _truth(sandboxes) -> dict[tuple[str, str], int]:
             ("chatwoot", "contact_labels"): len(cw.contact_labels()),
             ("chatwoot", "labels"): len(cw.account_labels()),
             ("chatwoot", "inboxes"): len(cw.inboxes),
+            ("chatwoot", "agents"): len(cw.agents),
+            ("chatwoot", "teams"): len(chatwoot_views.TEAMS),
             ("chatwoot", "conversations"): len(cw.conversations),
             ("chatwoot", "messages"): cw.message_count(),
             ("sendblue", "contacts"): len(sb.contacts),
@@ -116,8 +122,12 @@ def test_resources_across_both_sources_and_a_dataset_prefix(sandboxes, config, c
     assert db.tables(duckdb_file, "crm_analytics") == {"contacts_unified"}
     assert re.search(r"dataset crm_chatwoot \(pipeline switchboard_chatwoot_[0-9a-f]{8}\)", result.stdout)
     truth = _truth(sandboxes)
-    people = truth[("chatwoot", "contacts")] + truth[("sendblue", "contacts")]
-    # the generated phones of the two simulators do not overlap: every person is on one side
+    with sandboxes.chatwoot.state.lock, sandboxes.sendblue.state.lock:
+        chatwoot_phones = {c.get("phone_number") for c in sandboxes.chatwoot.state.visible_contacts()}
+        in_both = len(chatwoot_phones & set(sandboxes.sendblue.state.contacts))
+    assert in_both > 0  # the sandbox's people in both APIs
+    # one row per person: a phone in both APIs is one row
+    people = truth[("chatwoot", "contacts")] + truth[("sendblue", "contacts")] - in_both
     assert db.query(duckdb_file, "SELECT COUNT(*) FROM crm_analytics.contacts_unified") == [(people,)]
 
 
@@ -126,7 +136,7 @@ def test_unknown_resource_and_destination_are_one_line_errors(config, cli) -> No
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "error: chatwoot has no resource tickets; its resources are "
-        "contact_labels, contacts, conversations, inboxes, labels, messages"
+        "agents, contact_labels, contacts, conversations, inboxes, labels, messages, teams"
     )
     result = cli("load", "all", "--resources", "tickets")
     assert result.stderr.strip() == "error: no source has a resource named tickets"
