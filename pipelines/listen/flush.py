@@ -129,6 +129,8 @@ def _start_worker(destination: Any, pipelines_dir: str | None, parent: int) -> N
 
     global _writer
     _writer = WarehouseWriter(destination, pipelines_dir)
+    if hasattr(os, "nice"):
+        os.nice(5)  # on a busy machine the acknowledgements get the CPU first; a flush can wait a little
 
     def exit_with_parent() -> None:  # a SIGKILLed listener leaves no loader behind
         while os.getppid() == parent:

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+import duckdb
 
+from destinations.warehouse import duckdb_path_from_config
 from pipelines.identity import StatePair, warehouse_identity
 from pipelines.listen.rows import UPDATE_ONLY, table_rows
 from pipelines.load import DEFAULT_DESTINATION, explicit_duckdb, loader_file_format_for
@@ -121,8 +124,11 @@ class WarehouseWriter:
         self.destination = destination
         self.pipelines_dir = pipelines_dir
         self._pipelines: dict[tuple[str, str, str], dlt.Pipeline] = {}
+        self._conn: Any = None  # DuckDB: one connection for a whole flush, closed after it
 
     def _destination(self) -> Any:
+        if self._conn is not None:
+            return dlt.destinations.duckdb(credentials=self._conn, staging_dataset_name_layout=STAGING_LAYOUT)
         dest = explicit_duckdb(self.destination)
         if isinstance(dest, str):
             from dlt.common.destination.reference import Destination
@@ -135,7 +141,8 @@ class WarehouseWriter:
     def pipeline(self, source: str, account: str, dataset: str) -> dlt.Pipeline:
         if (source, account, dataset) not in self._pipelines:
             destination = self._destination()
-            pair = _listener_pair(source, account, dataset, destination)
+            named_by = explicit_duckdb(self.destination) if self._conn is not None else destination
+            pair = _listener_pair(source, account, dataset, named_by)  # the file's path, not the connection
             options: dict[str, Any] = {"pipelines_dir": self.pipelines_dir} if self.pipelines_dir else {}
             self._pipelines[(source, account, dataset)] = dlt.pipeline(
                 pipeline_name=pair.pipeline_name, destination=destination, dataset_name=dataset, **options
@@ -146,9 +153,21 @@ class WarehouseWriter:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for record in records:
             groups[(record["source"], record["account"])].append(record)
-        for (source, account), group in groups.items():
-            dataset = source if account == "default" else f"{source}_{account}"
-            self.load_group(self.pipeline(source, account, dataset), source, group)
+        duckdb_file = self.destination == DEFAULT_DESTINATION and not duckdb_path_from_config().startswith(":")
+        if duckdb_file:
+            # opening the file is most of a small flush's cost if dlt does it per step and per job; the file
+            # is held for the flush only, so a `switchboard load` gets it between flushes
+            self._conn = duckdb.connect(os.path.abspath(duckdb_path_from_config()))
+            self._pipelines.clear()
+        try:
+            for (source, account), group in groups.items():
+                dataset = source if account == "default" else f"{source}_{account}"
+                self.load_group(self.pipeline(source, account, dataset), source, group)
+        finally:
+            if duckdb_file:
+                self._pipelines.clear()
+                self._conn.close()
+                self._conn = None
 
     def load_group(self, pipeline: dlt.Pipeline, source: str, records: list[dict[str, Any]]) -> None:
         if pipeline.has_pending_data:  # a flush killed mid-load: its package goes first
