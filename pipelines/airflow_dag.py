@@ -123,7 +123,7 @@ def scratch_dlt_folder() -> Iterator[str]:
 
 
 def _refresh_views(destination: str) -> list[str]:
-    from pipelines.load import SourceLoad
+    from pipelines.load_report import SourceLoad
 
     anchor = SourceLoad("chatwoot", "switchboard_views", "chatwoot", destination)
     with scratch_dlt_folder():

@@ -124,7 +124,8 @@ def run_demo(
     progress_stream: Any = None,
 ) -> dict[str, Any]:
     """Run the demo in `directory` (the DuckDB file lands there); return the figures it printed."""
-    from pipelines.load import format_report, load
+    from pipelines.load import load
+    from pipelines.load_report import format_report
     from pipelines.local_sandbox import start_sandboxes
     from pipelines.sync import run_sync
     from pipelines.tables import render_table

@@ -1,6 +1,6 @@
 """Build and run the dlt pipelines that load Chatwoot and Sendblue into the warehouse.
 
-Incremental state belongs to one (account, warehouse, dataset) pair (SPEC §7, `pipelines.identity`):
+Incremental state belongs to one (account, warehouse, dataset) pair (`pipelines.identity`):
 the dlt pipeline name is derived from a hash of the pair, so it is stable (dlt restores the state from
 the warehouse on ephemeral workers, CI, Airflow) and never shared by two warehouses or accounts. Before a
 run the local copy of the state is dropped unless an earlier run left a package pending: the warehouse
@@ -20,7 +20,6 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import dlt
@@ -31,10 +30,10 @@ from destinations.warehouse import duckdb_path_from_config
 from destinations.warehouse_config import destination_problem, postgres_destination
 from pipelines.errors import CliError, describe, failing_resource
 from pipelines.identity import StatePair, state_pair
+from pipelines.load_report import LoadReport, SourceLoad
 from pipelines.progress import LoadProgress
 from pipelines.recovery import finish_pending, intercepted_signals, raise_if_interrupted
 from pipelines.source_names import SOURCE_NAMES, check_source_name, source_module
-from sources.common.usage import ClientStats
 
 DEFAULT_DESTINATION = "duckdb"
 
@@ -147,45 +146,6 @@ def data_location(pipeline: dlt.Pipeline, displayable_credentials: str | None = 
     if creds:
         return creds
     return destination_name(pipeline.destination) if pipeline.destination else "unknown destination"
-
-
-@dataclass
-class SourceLoad:
-    source: str
-    pipeline_name: str
-    dataset: str
-    destination: str
-    location: str = ""
-    rows: dict[str, int] = field(default_factory=dict)
-    elapsed: float = 0.0
-    usage: dict[str, ClientStats] = field(default_factory=dict)
-    error: str | None = None
-    failed_resource: str | None = None
-    pair: str = ""  # "chatwoot: account 1 at URL -> DuckDB file PATH, dataset chatwoot"
-    recovered: dict[str, int] | None = None  # rows of the packages an earlier run left pending, if any
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class LoadReport:
-    loads: list[SourceLoad]
-    elapsed: float = 0.0
-    views: ViewsResult | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(load.ok for load in self.loads)
-
-    def failure_message(self) -> str:
-        parts = []
-        for load in self.loads:
-            if not load.ok:
-                where = f" (resource {load.failed_resource})" if load.failed_resource else ""
-                parts.append(f"load {load.source} failed{where}: {load.error}")
-        return "; ".join(parts)
 
 
 def _row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -342,50 +302,6 @@ def load(
         report.views = refresh_views(loaded[0], destination=destination, pipelines_dir=pipelines_dir)
     report.elapsed = time.monotonic() - started
     return report
-
-
-def _usage_text(usage: dict[str, ClientStats]) -> str:
-    parts = []
-    for api, stats in sorted(usage.items()):
-        text = f"{stats.requests} {api} requests"
-        if stats.retries:
-            text += f", {stats.retries} retried"
-        if stats.rate_limited or stats.rate_limit_wait_seconds >= 0.05:
-            text += f", {stats.rate_limited} rate-limited (429), {stats.rate_limit_wait_seconds:.1f}s waiting"
-        parts.append(text)
-    return "; ".join(parts) or "no API requests"
-
-
-def format_report(report: LoadReport) -> str:
-    """The end-of-run summary: rows loaded per table, time, requests, and where the data is."""
-    from pipelines.tables import render_table
-
-    rows = [
-        [load.source, table, count] for load in report.loads if load.ok for table, count in load.rows.items()
-    ]
-    lines = []
-    if rows:
-        lines.append(render_table(["source", "table", "rows loaded"], rows))
-        lines.append("")
-    for load in report.loads:
-        if load.recovered is not None:
-            done = ", ".join(f"{t} {n}" for t, n in load.recovered.items()) or "its row counts were not kept"
-            lines.append(f"{load.source}: completed the load an earlier run left pending ({done})")
-        if load.ok:
-            lines.append(
-                f"{load.source}: {load.elapsed:.1f}s, {_usage_text(load.usage)}; "
-                f"data in {load.location}, dataset {load.dataset} (pipeline {load.pipeline_name})"
-            )
-        else:
-            where = f" in resource {load.failed_resource}" if load.failed_resource else ""
-            lines.append(f"{load.source}: FAILED{where} after {load.elapsed:.1f}s: {load.error}")
-    if report.views is not None:
-        if report.views.created:
-            lines.append(f"views: {', '.join(report.views.created)}")
-        elif report.views.note:
-            lines.append(report.views.note)
-    lines.append(f"elapsed: {report.elapsed:.1f}s")
-    return "\n".join(lines)
 
 
 def _split_resources(sources: list[str], resources: Sequence[str]) -> dict[str, list[str] | None]:

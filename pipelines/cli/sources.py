@@ -89,8 +89,9 @@ def load(
     ),
 ) -> None:
     """Extract and load; progress on stderr, rows per table at the end."""
-    from pipelines.load import format_report, resolve_targets
     from pipelines.load import load as run_load
+    from pipelines.load import resolve_targets
+    from pipelines.load_report import format_report
 
     targets = resolve_targets(source)
     from sources.common.settings import check_source_keys
