@@ -16,7 +16,8 @@ import duckdb
 import httpx
 
 from pipelines.listen.flush import WAITING
-from pipelines.load import LoadReport, load
+from pipelines.load import load
+from pipelines.load_report import LoadReport
 
 from .conftest import sendblue_delivery, sendblue_message
 from .test_listen_process import free_port, start
