@@ -9,7 +9,6 @@ fixed-window 429 handling, one rate limiter shared by every request of a run, an
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import random
 import re
@@ -35,8 +34,6 @@ from .settings import ChatwootSettings
 log = logging.getLogger("switchboard.chatwoot")
 
 
-# The path of the request being sent, so 404s can say what was missing (make_error gets no path).
-_current_path: contextvars.ContextVar[str] = contextvars.ContextVar("chatwoot_path", default="")
 _NUMERIC_SEGMENT = re.compile(r"/\d+")
 
 
@@ -127,10 +124,10 @@ class AsyncChatwootClient(AsyncApiClient):
         until_boundary = window - (time.time() % window)
         return until_boundary + random.uniform(0.05, 0.05 + min(1.0, window * 0.1))
 
-    def make_error(self, status: int, message: str, body: Any) -> ApiError:
-        return error_kind(status)(self._phrase(status, message, body), status=status, body=body, api=self.api_name)
+    def make_error(self, status: int, message: str, body: Any, path: str) -> ApiError:
+        return error_kind(status)(self._phrase(status, message, body, path), status=status, body=body, api=self.api_name)
 
-    def _phrase(self, status: int, message: str, body: Any) -> str:
+    def _phrase(self, status: int, message: str, body: Any, path: str) -> str:
         account = self.settings.account_id
         detail = f"{status} {message}"
         if status in (401, 403):
@@ -138,9 +135,9 @@ class AsyncChatwootClient(AsyncApiClient):
                 return f"Chatwoot rejected the API token ({detail})"
             return f"Chatwoot refused access to account {account} ({detail})"
         if status == 404:
-            path = urlsplit(self.settings.base_url).path
-            hint = f"; base_url has a path ({path}): Chatwoot's API is at the host's root" if path else ""
-            return f"Chatwoot {self._missing_thing()} was not found ({detail}){hint}"
+            base_path = urlsplit(self.settings.base_url).path
+            hint = f"; base_url has a path ({base_path}): Chatwoot's API is at the host's root" if base_path else ""
+            return f"Chatwoot {self._missing_thing(path)} was not found ({detail}){hint}"
         if status in (400, 422):
             attrs = body.get("attributes") if isinstance(body, dict) else None
             fields = f"; fields: {', '.join(map(str, attrs))}" if isinstance(attrs, list) and attrs else ""
@@ -154,21 +151,13 @@ class AsyncChatwootClient(AsyncApiClient):
             return f"Chatwoot had a server error ({detail})"
         return f"Chatwoot answered {detail}"
 
-    def _missing_thing(self) -> str:
-        path = _current_path.get()
+    def _missing_thing(self, path: str) -> str:
         relative = path[len(self.account_prefix) :] if path.startswith(self.account_prefix) else path
         found = re.match(r"^/(contacts|conversations)/(\d+)", relative)
         if found:
             return f"{found.group(1)[:-1]} {found.group(2)}"
         # collection endpoints only answer 404 when the account itself is unknown
         return f"account {self.settings.account_id}"
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        token = _current_path.set(path)
-        try:
-            return await super().request(method, path, **kwargs)
-        finally:
-            _current_path.reset(token)
 
     # -- plumbing
 

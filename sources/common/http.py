@@ -192,7 +192,7 @@ class AsyncApiClient:
     def wait_without_retry_after(self, attempt: int) -> float:
         return self.retry.backoff(attempt)
 
-    def make_error(self, status: int, message: str, body: Any) -> ApiError:
+    def make_error(self, status: int, message: str, body: Any, path: str) -> ApiError:
         return error_kind(status)(
             f"{self.api_name} answered {status}: {message}", status=status, body=body, api=self.api_name
         )
@@ -297,7 +297,7 @@ class AsyncApiClient:
                 err = TransportError(f"{self.api_name} sent a truncated or invalid JSON body", api=self.api_name)
                 raise _Retry(self.retry.backoff(attempt_no), "bad JSON body", err)
             return body
-        error = self.make_error(status, api_message(body, text), body)
+        error = self.make_error(status, api_message(body, text), body, path)
         if status == 429:
             self.stats.rate_limited += 1
             delay = self.delay_after_429(response, attempt_no)

@@ -78,7 +78,7 @@ class AsyncSendblueClient(ContactWrites):
         endpoint = endpoint_of(ENDPOINTS, method, path)
         return f"{method} {endpoint.path if endpoint else path}"
 
-    def make_error(self, status: int, message: str, body: Any) -> ApiError:
+    def make_error(self, status: int, message: str, body: Any, path: str) -> ApiError:
         if status in (401, 403):
             text = (
                 f"Sendblue rejected the API credentials ({status}: {message}); check "
