@@ -39,9 +39,11 @@ class LoopThread:
         future = asyncio.run_coroutine_threadsafe(_as_coro(coro), self.loop)
         while interruptible:
             try:
-                return future.result(timeout=0.2)
+                return future.result(timeout=0.05)
             except concurrent.futures.TimeoutError:
                 if signals.was_signal_received():
+                    # every task on the loop: resources run in parallel share this client and its loop
+                    self.loop.call_soon_threadsafe(_cancel_all, self.loop)
                     future.cancel()
                     signals.raise_if_signalled()
         return future.result()
@@ -62,6 +64,11 @@ class LoopThread:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 async def _as_coro(aw: Awaitable[R]) -> R:
