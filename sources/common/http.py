@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from dlt.common.runtime import signals
 
 from sources.common.errors import (
     ApiError,
@@ -252,6 +253,10 @@ class AsyncApiClient:
         try:
             for limiter in limiters:
                 permits.append(await limiter.acquire(self._tallies))
+            # a Ctrl-C or SIGTERM that dlt intercepted during a load: start no new request (the ones in
+            # flight are cancelled by the runtime); outside a load the flag is never set
+            if signals.was_signal_received():
+                raise asyncio.CancelledError  # dlt's exception is a BaseException that would stop the loop
             self.stats.refresh()
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1

@@ -40,6 +40,9 @@ class LoopThread:
         while interruptible:
             try:
                 return future.result(timeout=0.05)
+            except concurrent.futures.CancelledError:
+                signals.raise_if_signalled()  # cancelled because of the signal: say so
+                raise
             except concurrent.futures.TimeoutError:
                 if signals.was_signal_received():
                     # every task on the loop: resources run in parallel share this client and its loop
