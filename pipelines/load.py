@@ -239,9 +239,17 @@ def duckdb_locked(exc: BaseException) -> bool:
     return False
 
 
-def _waiting_for_duckdb(step: Any, note: Any, limit: float = DUCKDB_WAIT_SECONDS) -> Any:
+def duckdb_wait_seconds() -> float:
+    """`load.duckdb_wait_seconds` (env LOAD__DUCKDB_WAIT_SECONDS): how long a load waits for a DuckDB file
+    another process holds before it fails; default 300."""
+    value = dlt.config.get("load.duckdb_wait_seconds")
+    return DUCKDB_WAIT_SECONDS if value in (None, "") else float(value)
+
+
+def _waiting_for_duckdb(step: Any, note: Any, limit: float | None = None) -> Any:
     """Run `step`, retrying while another process (a `switchboard listen` flushing) holds the DuckDB file:
     the listener takes the file for a flush only, so it is free again within seconds."""
+    limit = duckdb_wait_seconds() if limit is None else limit
     deadline, pause, said = time.monotonic() + limit, 0.2, False
     while True:
         try:

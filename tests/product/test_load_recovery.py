@@ -46,7 +46,8 @@ def test_the_run_after_a_failed_load_step_finishes_it_then_extracts(
     cw.knobs.latency_ms = 300  # room to take the file while the command extracts
     proc = subprocess.Popen(
         [switchboard_executable, "load", "chatwoot", *pipelines],
-        env={**os.environ, **config},
+        # the load waits for a held DuckDB file (a listener's flush) before failing: not 300 s here
+        env={**os.environ, **config, "LOAD__DUCKDB_WAIT_SECONDS": "3"},
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
