@@ -242,7 +242,7 @@ def duckdb_locked(exc: BaseException) -> bool:
 def duckdb_wait_seconds() -> float:
     """`load.duckdb_wait_seconds` (env LOAD__DUCKDB_WAIT_SECONDS): how long a load waits for a DuckDB file
     another process holds before it fails; default 300."""
-    value = dlt.config.get("load.duckdb_wait_seconds")
+    value: Any = dlt.config.get("load.duckdb_wait_seconds")
     return DUCKDB_WAIT_SECONDS if value in (None, "") else float(value)
 
 
