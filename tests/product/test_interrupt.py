@@ -76,10 +76,10 @@ def test_a_signal_stops_load_all_and_the_next_run_catches_up(
     assert code == status, err
     assert err.strip().splitlines()[-1] == "error: interrupted"
     assert "Traceback" not in err and "Task was destroyed" not in err and "sendblue" not in err
-    # promptly: only the requests already in flight, not the rest of the fan-outs. The Chatwoot resources
-    # run in parallel, so at most two fan-outs (labels, messages) of `concurrency` each plus the two page
-    # walks (contacts, conversations) are in flight when the signal lands
-    assert after_signal <= 2 * CHATWOOT_CONCURRENCY + 2, after_signal
+    # promptly: only the requests already in flight, not the rest of the fan-outs (hundreds here). The
+    # Chatwoot resources run in parallel: fan-outs of `concurrency` each, the page walks and the single
+    # tables can all be in flight when the signal lands (25 seen on a loaded machine)
+    assert after_signal <= 5 * CHATWOOT_CONCURRENCY, after_signal
     assert not sandboxes.sendblue.state.log.entries, "Sendblue was loaded after the signal"
 
     # the interrupted run committed nothing and lost nothing: the next run brings both sources to the truth
